@@ -1,0 +1,311 @@
+"""Weighted k-means kernels: k-means++ seeding, Hamerly-bounded assignment, accumulation.
+
+Points are float64 (N, 3), weights float64 (N,), centers float64 (K, 3), labels int32 (N,).
+Parallel loops only write per-point results; every floating-point reduction runs serially in a
+fixed order, so results are identical whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmq._config import jit, prange
+
+
+@jit(inline="always")
+def _d2(points, i, centers, j):
+    a = points[i, 0] - centers[j, 0]
+    b = points[i, 1] - centers[j, 1]
+    c = points[i, 2] - centers[j, 2]
+    return a * a + b * b + c * c
+
+
+@jit
+def center_geometry(centers, order):
+    """Squared center-center distances and half the distance from each center to its nearest
+    other center; sorts each row of ``order`` (K, K) in place by increasing distance.
+
+    ``order`` keeps its previous content between iterations: centers move little, so the rows are
+    nearly sorted already and insertion sort costs about one pass.
+    """
+    k = centers.shape[0]
+    cc2 = np.empty((k, k), np.float64)
+    half_min = np.empty(k, np.float64)
+    for a in range(k):
+        m = np.inf
+        for b in range(k):
+            d = _d2(centers, a, centers, b)
+            cc2[a, b] = d
+            if b != a and d < m:
+                m = d
+        half_min[a] = 0.5 * np.sqrt(m)
+        row = order[a]
+        for t in range(1, k):
+            j = row[t]
+            dj = cc2[a, j]
+            u = t - 1
+            while u >= 0 and cc2[a, row[u]] > dj:
+                row[u + 1] = row[u]
+                u -= 1
+            row[u + 1] = j
+    return cc2, half_min
+
+
+def new_order(centers):
+    """Each center's neighbours by increasing distance (the start for :func:`center_geometry`)."""
+    cc2 = ((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    return np.argsort(cc2, axis=1, kind="stable").astype(np.int32)
+
+
+@jit(parallel=True)
+def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, max_drift,
+           second_drift, argmax_drift):
+    """Move every point to its nearest center, skipping points whose bounds prove it stays.
+
+    ``upper[i]`` bounds the distance to the point's own center from above and ``lower[i]`` the
+    distance to any other center from below (Hamerly). They are first moved by the centers' drift.
+    A point that must be checked scans the centers in order of distance from its current center
+    and stops once a center is more than twice its distance away (triangle inequality). Ties go to
+    the lower index, so with ``half_min`` and ``lower`` negative the result equals a brute-force
+    ``argmin`` exactly. Returns the number of points whose label changed.
+    """
+    k = centers.shape[0]
+    changed = 0
+    for i in prange(points.shape[0]):
+        a = labels[i]
+        upper[i] += drift[a]
+        lower[i] -= second_drift if a == argmax_drift else max_drift
+        m = max(half_min[a], lower[i])
+        if upper[i] <= m:
+            continue
+        u2 = _d2(points, i, centers, a)
+        u = np.sqrt(u2)
+        upper[i] = u
+        if u <= m:
+            continue
+        limit2 = 4.0 * u2
+        best = a
+        best2 = u2
+        second2 = np.inf
+        unscanned = np.inf
+        for t in range(k):
+            j = order[a, t]
+            if j == a:
+                continue
+            if cc2[a, j] > limit2:
+                unscanned = np.sqrt(cc2[a, j]) - u
+                break
+            dj = _d2(points, i, centers, j)
+            if dj < best2 or (dj == best2 and j < best):
+                second2 = best2
+                best = j
+                best2 = dj
+            elif dj < second2:
+                second2 = dj
+        upper[i] = np.sqrt(best2)
+        lower[i] = min(np.sqrt(second2), unscanned)
+        if best != a:
+            labels[i] = best
+            changed += 1
+    return changed
+
+
+@jit
+def accumulate(points, weights, labels, k):
+    """Per-cluster weighted sums of the points and of the weights (serial, fixed order)."""
+    sums = np.zeros((k, 3), np.float64)
+    totals = np.zeros(k, np.float64)
+    for i in range(points.shape[0]):
+        j = labels[i]
+        w = weights[i]
+        sums[j, 0] += w * points[i, 0]
+        sums[j, 1] += w * points[i, 1]
+        sums[j, 2] += w * points[i, 2]
+        totals[j] += w
+    return sums, totals
+
+
+@jit
+def weighted_sse(points, weights, centers, labels):
+    """Sum over points of ``weight * squared distance to its center`` (serial, fixed order)."""
+    total = 0.0
+    for i in range(points.shape[0]):
+        total += weights[i] * _d2(points, i, centers, labels[i])
+    return total
+
+
+@jit
+def kmeanspp(points, weights, k, uniforms):
+    """Greedy weighted k-means++ seeding; returns the indices of the ``k`` chosen points.
+
+    ``uniforms`` (k, n_trials) holds draws in [0, 1): row 0's first value picks the first center
+    with probability proportional to weight; each later row's values sample ``n_trials``
+    candidates with probability proportional to ``weight * D(x)**2`` and the candidate that
+    lowers the potential most is kept (as scikit-learn does). Points must be distinct and at
+    least ``k``.
+    """
+    n = points.shape[0]
+    n_trials = uniforms.shape[1]
+    chosen = np.empty(k, np.int64)
+    cum = np.cumsum(weights)
+    first = np.searchsorted(cum, (1.0 - uniforms[0, 0]) * cum[-1])
+    chosen[0] = min(first, n - 1)
+    closest = np.empty(n, np.float64)
+    for i in range(n):
+        closest[i] = _d2(points, i, points, chosen[0])
+    trial = np.empty(n, np.float64)
+    best_closest = np.empty(n, np.float64)
+    for c in range(1, k):
+        cum = np.cumsum(weights * closest)
+        total = cum[-1]
+        best_pot = np.inf
+        best_cand = -1
+        for t in range(n_trials):
+            cand = min(np.searchsorted(cum, (1.0 - uniforms[c, t]) * total), n - 1)
+            pot = 0.0
+            for i in range(n):
+                d = _d2(points, i, points, cand)
+                trial[i] = d if d < closest[i] else closest[i]
+                pot += weights[i] * trial[i]
+            if pot < best_pot:
+                best_pot = pot
+                best_cand = cand
+                best_closest[:] = trial
+        chosen[c] = best_cand
+        closest[:] = best_closest
+    return chosen
+
+
+@jit
+def coarse_bins(colors, points, weights, shift):
+    """Group colors into sRGB cubes of side ``2**shift``: each occupied cube's weighted mean of
+    ``points`` (the colors in the working space) and total weight, and every color's cube index."""
+    bits = 8 - shift
+    nbins = 1 << (3 * bits)
+    wsum = np.zeros(nbins, np.float64)
+    xsum = np.zeros((nbins, 3), np.float64)
+    keys = np.empty(colors.shape[0], np.int64)
+    for i in range(colors.shape[0]):
+        key = ((np.int64(colors[i, 0]) >> shift) << (2 * bits)) | (
+            (np.int64(colors[i, 1]) >> shift) << bits) | (np.int64(colors[i, 2]) >> shift)
+        keys[i] = key
+        w = weights[i]
+        wsum[key] += w
+        xsum[key, 0] += w * points[i, 0]
+        xsum[key, 1] += w * points[i, 1]
+        xsum[key, 2] += w * points[i, 2]
+    slot = np.full(nbins, -1, np.int64)
+    m = 0
+    for key in range(nbins):
+        if wsum[key] > 0:
+            slot[key] = m
+            m += 1
+    means = np.empty((m, 3), np.float64)
+    totals = np.empty(m, np.float64)
+    for key in range(nbins):
+        s = slot[key]
+        if s >= 0:
+            totals[s] = wsum[key]
+            for c in range(3):
+                means[s, c] = xsum[key, c] / wsum[key]
+    member = np.empty(colors.shape[0], np.int32)
+    for i in range(colors.shape[0]):
+        member[i] = slot[keys[i]]
+    return means, totals, member
+
+
+@jit
+def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
+    """One pass of Hartigan's single-point moves; returns (points moved, objective decrease).
+
+    A color of weight ``w`` leaves its cluster ``a`` for ``b`` when that lowers the objective:
+    ``W_b w / (W_b + w) |x - c_b|^2 < W_a w / (W_a - w) |x - c_a|^2``; both means are updated
+    at once. Candidates are the centers near ``a`` (``cc2``/``order`` computed at the start of
+    the pass), within the radius where the move can pay when ``W_b >= w``. Every move lowers the
+    objective, so the pass only improves on Lloyd's fixed point. ``sums``/``totals`` are updated.
+    """
+    n = points.shape[0]
+    k = sums.shape[0]
+    centers = np.empty((k, 3), np.float64)
+    for j in range(k):
+        for c in range(3):
+            centers[j, c] = sums[j, c] / totals[j]
+    moved = 0
+    gain = 0.0
+    for i in range(n):
+        a = labels[i]
+        w = weights[i]
+        wa = totals[a]
+        if wa <= w:
+            continue
+        da2 = _d2(points, i, centers, a)
+        remove = wa * w / (wa - w) * da2
+        if remove <= 0.0:
+            continue
+        da = np.sqrt(da2)
+        reach = np.sqrt(2.0 * remove / w) + da
+        best = -1
+        best_add = remove
+        for t in range(k):
+            b = order[a, t]
+            if b == a:
+                continue
+            if np.sqrt(cc2[a, b]) > reach:
+                break
+            wb = totals[b]
+            add = wb * w / (wb + w) * _d2(points, i, centers, b)
+            if add < best_add:
+                best_add = add
+                best = b
+        if best >= 0 and remove - best_add > 1e-9 * remove:
+            b = best
+            for c in range(3):
+                sums[a, c] -= w * points[i, c]
+                sums[b, c] += w * points[i, c]
+            totals[a] -= w
+            totals[b] += w
+            for c in range(3):
+                centers[a, c] = sums[a, c] / totals[a]
+                centers[b, c] = sums[b, c] / totals[b]
+            labels[i] = b
+            moved += 1
+            gain += remove - best_add
+    return moved, gain
+
+
+@jit(parallel=True)
+def _second_nearest(points, centers, labels, cc2, order, out):
+    n = points.shape[0]
+    k = centers.shape[0]
+    for i in prange(n):
+        a = labels[i]
+        u = np.sqrt(_d2(points, i, centers, a))
+        second = np.inf
+        for t in range(k):
+            j = order[a, t]
+            if j == a:
+                continue
+            if np.sqrt(cc2[a, j]) - u > second:
+                break
+            d = np.sqrt(_d2(points, i, centers, j))
+            if d < second:
+                second = d
+        out[i] = second
+
+
+@jit
+def cluster_costs(points, weights, centers, labels, cc2, order):
+    """Per cluster: its share of the objective, and its utility (how much the objective would
+    grow if its center were deleted and its points went to their second-nearest center)."""
+    n = points.shape[0]
+    k = centers.shape[0]
+    second = np.empty(n, np.float64)
+    _second_nearest(points, centers, labels, cc2, order, second)
+    sse = np.zeros(k, np.float64)
+    utility = np.zeros(k, np.float64)
+    for i in range(n):
+        a = labels[i]
+        d2 = _d2(points, i, centers, a)
+        sse[a] += weights[i] * d2
+        utility[a] += weights[i] * (second[i] * second[i] - d2)
+    return sse, utility

@@ -1,0 +1,1 @@
+"""Writers and readers of kmq's output formats (one module per format)."""

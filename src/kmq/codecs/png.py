@@ -1,0 +1,108 @@
+"""Indexed (palette) PNG: a palette of K colors and an index map, written by Pillow.
+
+The file holds exactly K ``PLTE`` entries, and Pillow packs the indices at the smallest bit depth
+that holds K values: 1 bit for K <= 2, 2 bits for K <= 4, 4 bits for K <= 16, else 8. No
+timestamps or other varying metadata are written, so the same palette and indices always give
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from kmq.io import write_atomic
+
+#: Most colors an indexed PNG holds.
+MAX_COLORS = 256
+
+
+def _check(palette, indices) -> tuple[np.ndarray, np.ndarray]:
+    palette = np.asarray(palette)
+    indices = np.asarray(indices)
+    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != 3 or not (
+            1 <= len(palette) <= MAX_COLORS):
+        raise ValueError(f"expected palette to be a (K, 3) uint8 array with 1 <= K <= "
+                         f"{MAX_COLORS}; got shape {palette.shape} and dtype {palette.dtype}")
+    if indices.ndim != 2 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
+        raise ValueError(f"expected indices to be a non-empty (H, W) integer array; "
+                         f"got shape {indices.shape} and dtype {indices.dtype}")
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= len(palette):
+        raise ValueError(f"expected indices in 0..{len(palette) - 1} (the palette has "
+                         f"{len(palette)} colors); got values in {low}..{high}")
+    return palette, np.ascontiguousarray(indices, dtype=np.uint8)
+
+
+def to_pil(palette, indices) -> Image.Image:
+    """A Pillow mode ``P`` image whose palette has exactly ``len(palette)`` entries."""
+    palette, indices = _check(palette, indices)
+    height, width = indices.shape
+    im = Image.frombytes("P", (width, height), indices.tobytes())
+    im.putpalette(palette.tobytes(), rawmode="RGB")
+    return im
+
+
+def encode_png(palette, indices, *, optimize: bool = False) -> bytes:
+    """Encode a palette and an index map as an indexed PNG.
+
+    Parameters
+    ----------
+    palette : ndarray of uint8, shape (K, 3), 1 <= K <= 256
+        sRGB colors; all K are written to ``PLTE``.
+    indices : ndarray of integers, shape (H, W), values in 0..K-1
+    optimize : bool
+        Let zlib search harder (smaller, slower; Pillow's ``optimize``).
+
+    Returns
+    -------
+    bytes
+        The PNG file; identical for identical arguments.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> from kmq.codecs.png import encode_png
+    >>> palette = np.array([[0, 0, 0], [255, 128, 0]], np.uint8)
+    >>> data = encode_png(palette, np.array([[0, 1, 1], [1, 0, 0]]))
+    >>> im = Image.open(io.BytesIO(data))
+    >>> im.mode, im.size, len(im.getpalette()) // 3
+    ('P', (3, 2), 2)
+    """
+    im = to_pil(palette, indices)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=bool(optimize))
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, palette, indices, *, overwrite: bool = False,
+             optimize: bool = False) -> int:
+    """Write an indexed PNG atomically (temporary file, then rename); returns its size in bytes.
+
+    Parameters
+    ----------
+    path : str or path-like
+    palette, indices, optimize
+        As for :func:`encode_png`.
+    overwrite : bool
+        Replace an existing file; without it an existing ``path`` raises
+        :class:`kmq.OutputExistsError` and is left untouched.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from kmq.codecs.png import save_png
+    >>> path = tempfile.mkdtemp() + "/two.png"
+    >>> n = save_png(path, np.array([[0, 0, 0], [9, 9, 9]], np.uint8), np.zeros((4, 4), int))
+    >>> n == len(open(path, "rb").read())
+    True
+    """
+    data = encode_png(palette, indices, optimize=optimize)
+    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
+
+
+__all__ = ["MAX_COLORS", "encode_png", "save_png", "to_pil"]

@@ -1,0 +1,120 @@
+"""Exact color histogram: every distinct color of an image and how many pixels have it.
+
+k-means runs on this histogram instead of on the pixels: a photo has far fewer distinct colors than
+pixels, and the weighted objective over (color, count) pairs equals the objective over all pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kmq._kernels import histogram as _k
+
+
+@dataclass(frozen=True)
+class ColorHistogram:
+    """Distinct colors, ascending by 24-bit key ``R << 16 | G << 8 | B``, and their pixel counts.
+
+    Attributes
+    ----------
+    colors : ndarray of uint8, shape (N, 3)
+    counts : ndarray of int64, shape (N,)
+    """
+
+    colors: np.ndarray
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels the histogram counts."""
+        return int(self.counts.sum())
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The 24-bit keys of the colors (int32)."""
+        c = self.colors.astype(np.int32)
+        return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+
+
+def keys_to_colors(keys: np.ndarray) -> np.ndarray:
+    """(N,) 24-bit keys to (N, 3) uint8 colors."""
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.uint8)
+
+
+def _pixels(rgb: np.ndarray) -> np.ndarray:
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3
+            and rgb.shape[2] == 3):
+        got = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
+        raise ValueError(f"expected an RGB image as a uint8 array (H, W, 3); got {got}")
+    if rgb.size == 0:
+        raise ValueError(f"expected a non-empty image; got shape {rgb.shape}")
+    return np.ascontiguousarray(rgb).reshape(-1, 3)
+
+
+def color_table(rgb: np.ndarray) -> tuple[ColorHistogram, np.ndarray]:
+    """The histogram of ``rgb`` and the dense 2**24 count table it was read from.
+
+    The table is kept so that labels for the distinct colors can be written into it and gathered
+    per pixel (:func:`gather`) without a second pass of hashing.
+    """
+    table = _k.dense_counts(_pixels(rgb))
+    keys, counts = _k.nonzero_keys(table)
+    return ColorHistogram(keys_to_colors(keys), counts), table
+
+
+def histogram(rgb: np.ndarray) -> ColorHistogram:
+    """Exact histogram of an (H, W, 3) uint8 image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.histogram import histogram
+    >>> img = np.array([[[255, 0, 0], [255, 0, 0], [0, 0, 9]]], dtype=np.uint8)
+    >>> h = histogram(img)
+    >>> h.colors.tolist(), h.counts.tolist()
+    ([[0, 0, 9], [255, 0, 0]], [1, 2])
+    """
+    return color_table(rgb)[0]
+
+
+def merge(histograms: Iterable[ColorHistogram]) -> ColorHistogram:
+    """Sum histograms (of many images) into one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.histogram import histogram, merge
+    >>> a = histogram(np.zeros((1, 2, 3), np.uint8))
+    >>> b = histogram(np.full((1, 1, 3), 7, np.uint8))
+    >>> merge([a, b, a]).counts.tolist()
+    [4, 1]
+    """
+    hs = list(histograms)
+    if not hs:
+        raise ValueError("expected at least one histogram to merge; got none")
+    keys = np.concatenate([h.keys for h in hs])
+    counts = np.concatenate([h.counts for h in hs])
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return ColorHistogram(keys_to_colors(uniq), np.bincount(inverse, weights=counts,
+                                                             minlength=len(uniq)).astype(np.int64))
+
+
+def gather(rgb: np.ndarray, table: np.ndarray, hist: ColorHistogram, labels: np.ndarray,
+           n_labels: int) -> np.ndarray:
+    """Per-pixel labels (H, W) from one label per distinct color, through the dense ``table``.
+
+    ``table`` is overwritten (it becomes the color -> label lookup).
+    """
+    lookup = table.view(np.int32)
+    _k.scatter_labels(lookup, hist.keys, labels.astype(np.int32, copy=False))
+    dtype = np.uint8 if n_labels <= 256 else np.uint16
+    out = np.empty(rgb.shape[0] * rgb.shape[1], dtype)
+    _k.gather_labels(_pixels(rgb), lookup, out)
+    return out.reshape(rgb.shape[:2])

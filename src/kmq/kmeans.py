@@ -1,0 +1,230 @@
+"""Weighted k-means (Lloyd's algorithm) run to convergence, accelerated but exact.
+
+Each iteration assigns every point to its nearest center and moves each center to the weighted
+mean of its points. Hamerly's bounds skip the points that provably keep their center, and a point
+that must be checked scans only the centers near its own (triangle inequality); the result is the
+one plain Lloyd gives. It stops when the objective (weighted sum of squared distances) drops by
+less than ``tol`` relative to the previous iteration, when no label changes, or at ``max_iter``.
+An empty cluster is re-seeded at the point that contributes most to the objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from kmq._kernels import kmeans as _k
+from kmq.errors import CancelledError
+
+Progress = Callable[[str, float], bool | None]
+
+#: Point sets at least this large are assigned by several threads; smaller ones are not worth a
+#: parallel region per iteration (its start-up dominates, and on a loaded machine it stalls).
+PARALLEL_MIN_POINTS = 100_000
+
+
+def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, max_drift,
+           second_drift, argmax_drift) -> int:
+    """Run the assignment kernel, on one thread for small point sets (see ``_k.assign``)."""
+    threads = numba.get_num_threads()
+    if len(points) < PARALLEL_MIN_POINTS and threads > 1:
+        numba.set_num_threads(1)
+    try:
+        return _k.assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
+                         max_drift, second_drift, argmax_drift)
+    finally:
+        numba.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """Converged centers, the label of every point, the objective and how it ended."""
+
+    centers: np.ndarray
+    labels: np.ndarray
+    objective: float
+    n_iter: int
+    converged: bool
+
+
+def _drift_stats(drift: np.ndarray) -> tuple[float, float, int]:
+    if len(drift) == 1:
+        return float(drift[0]), 0.0, 0
+    top = int(np.argmax(drift))
+    second = float(np.max(np.delete(drift, top)))
+    return float(drift[top]), second, top
+
+
+def _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty) -> None:
+    """Move each empty cluster onto the point with the largest weighted distance bound."""
+    for j in empty:
+        score = weights * upper * upper
+        score[totals[labels] <= weights] = -1.0  # never empty another cluster
+        i = int(np.argmax(score))
+        if score[i] <= 0:
+            return
+        old = labels[i]
+        sums[old] -= weights[i] * points[i]
+        totals[old] -= weights[i]
+        sums[j] = weights[i] * points[i]
+        totals[j] = weights[i]
+        labels[i] = j
+        upper[i] = 0.0
+        lower[i] = 0.0
+
+
+def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
+           labels: np.ndarray | None = None, tol: float = 1e-4, max_iter: int = 300,
+           progress: Progress | None = None, stage: str = "kmeans") -> KMeansResult:
+    """Weighted Lloyd iterations from ``centers`` until convergence.
+
+    Parameters
+    ----------
+    points : (N, 3) float array
+    weights : (N,) positive float array
+    centers : (K, 3) float array, the initial centers (K <= N)
+    labels : (N,) int array, optional
+        A guess of each point's center (speeds up the first iteration; any guess is correct).
+    tol : float
+        Stop when ``(J_prev - J) <= tol * J_prev`` for the objective ``J``.
+    max_iter : int
+    progress : callable(stage, fraction) -> bool, optional
+        Called after every iteration; returning True cancels (:class:`CancelledError`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.kmeans import kmeans
+    >>> pts = np.array([[0, 0, 0], [2, 0, 0], [10, 0, 0], [12, 0, 0]], float)
+    >>> r = kmeans(pts, np.ones(4), pts[[0, 1]].copy())
+    >>> r.centers[:, 0].tolist(), r.objective, r.converged
+    ([1.0, 11.0], 4.0, True)
+    """
+    points = np.ascontiguousarray(points, np.float64)
+    weights = np.ascontiguousarray(weights, np.float64)
+    centers = np.array(centers, np.float64, order="C")
+    n, k = len(points), len(centers)
+    if not 1 <= k <= n:
+        raise ValueError(f"expected 1 <= number of centers <= number of points ({n}); got {k}")
+    if tol < 0 or max_iter < 1:
+        raise ValueError(f"expected tol >= 0 and max_iter >= 1; got tol={tol}, max_iter={max_iter}")
+    labels = (np.zeros(n, np.int32) if labels is None
+              else np.array(labels, np.int32, order="C"))
+    upper = np.full(n, np.inf)
+    lower = np.zeros(n)
+    drift = np.zeros(k)
+    max_drift, second_drift, argmax_drift = 0.0, 0.0, 0
+    total_sq = float(np.dot(weights, np.einsum("ij,ij->i", points, points)))
+    previous = np.inf
+    converged = False
+    order = _k.new_order(centers)
+    it = 0
+    for it in range(1, max_iter + 1):
+        cc2, half_min = _k.center_geometry(centers, order)
+        changed = assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
+                            max_drift, second_drift, argmax_drift)
+        sums, totals = _k.accumulate(points, weights, labels, k)
+        empty = np.flatnonzero(totals == 0)
+        if empty.size:
+            _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty)
+        new = sums / totals[:, None]
+        objective = max(total_sq - float(np.dot(totals, np.einsum("ij,ij->i", new, new))), 0.0)
+        drift = np.sqrt(((new - centers) ** 2).sum(axis=1))
+        max_drift, second_drift, argmax_drift = _drift_stats(drift)
+        centers = new
+        if progress is not None and progress(stage, it / max_iter):
+            raise CancelledError(f"cancelled during {stage} at iteration {it}")
+        if (changed == 0 and not empty.size) or (
+                np.isfinite(previous) and previous - objective <= tol * previous):
+            converged = True
+            break
+        previous = objective
+    objective = _k.weighted_sse(points, weights, centers, labels)
+    return KMeansResult(centers, labels, float(objective), it, converged)
+
+
+def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
+                    tol: float = 1e-4, max_iter: int = 300, max_rounds: int = 8,
+                    progress: Progress | None = None) -> KMeansResult:
+    """Escape Lloyd's local minimum by moving useless centers into crowded clusters.
+
+    Lloyd stops at a fixed point where some centers do little (deleting one would barely raise
+    the objective: low *utility*) while some clusters carry much error. Each round moves the
+    ``m`` least useful centers into the ``m`` clusters of largest error (splitting each along its
+    axis of largest spread), runs Lloyd to convergence again, and keeps the result only if the
+    objective went down; ``m`` halves after a failed round (as in ELBG, Patane and Russo 2001).
+    The result never has a higher objective than ``result``.
+    """
+    points = np.ascontiguousarray(points, np.float64)
+    weights = np.ascontiguousarray(weights, np.float64)
+    best = result
+    k = len(best.centers)
+    m = max(1, k // 8)
+    for _ in range(max_rounds):
+        if k < 3 or m < 1:
+            break
+        centers = best.centers
+        order = _k.new_order(centers)
+        cc2, _half = _k.center_geometry(centers, order)
+        sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2, order)
+        receivers = [int(h) for h in np.argsort(-sse, kind="stable")[:m] if sse[h] > 0]
+        taken = set(receivers)
+        donors = []
+        for j in np.argsort(utility, kind="stable"):
+            if len(donors) == len(receivers):
+                break
+            j = int(j)
+            if j in taken:
+                continue
+            donors.append(j)
+            taken.add(j)
+            taken.add(int(order[j, 1]))  # its points' new home must stay
+        if not donors:
+            break
+        totals = np.bincount(best.labels, weights=weights, minlength=k)
+        trial = centers.copy()
+        for j, h in zip(donors, receivers[: len(donors)], strict=True):
+            mask = best.labels == h
+            spread = np.average((points[mask] - centers[h]) ** 2, axis=0, weights=weights[mask])
+            axis = int(np.argmax(spread))
+            step = np.zeros(3)
+            step[axis] = 0.5 * np.sqrt(spread[axis]) if totals[h] > 0 else 0.5
+            trial[j] = centers[h] + step
+            trial[h] = centers[h] - step
+        run = kmeans(points, weights, trial, labels=best.labels, tol=tol, max_iter=max_iter,
+                     progress=progress, stage="kmeans (refine)")
+        if run.objective < best.objective * (1.0 - 1e-7):
+            best = KMeansResult(run.centers, run.labels, run.objective,
+                                best.n_iter + run.n_iter, run.converged)
+        else:
+            m //= 2
+    return best
+
+
+def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
+                    tol: float = 1e-4, max_passes: int = 30) -> KMeansResult:
+    """Hartigan's single-point moves from a Lloyd fixed point, until a pass gains less than
+    ``tol`` of the objective. Each move lowers the objective; the result is a fixed point of
+    Lloyd as well (every point ends at its nearest center)."""
+    points = np.ascontiguousarray(points, np.float64)
+    weights = np.ascontiguousarray(weights, np.float64)
+    k = len(result.centers)
+    labels = result.labels.copy()
+    sums, totals = _k.accumulate(points, weights, labels, k)
+    if np.any(totals == 0):
+        return result
+    order = _k.new_order(sums / totals[:, None])
+    for _ in range(max_passes):
+        cc2, _half = _k.center_geometry(sums / totals[:, None], order)
+        moved, gain = _k.hartigan_pass(points, weights, sums, totals, labels, cc2, order)
+        sums, totals = _k.accumulate(points, weights, labels, k)  # no drift from updates
+        if moved == 0 or gain <= tol * result.objective:
+            break
+    centers = sums / totals[:, None]
+    objective = _k.weighted_sse(points, weights, centers, labels)
+    if objective >= result.objective:
+        return result
+    return KMeansResult(centers, labels, float(objective), result.n_iter, result.converged)

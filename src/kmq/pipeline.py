@@ -1,0 +1,224 @@
+"""The quantizer, top to bottom: histogram -> seeding -> kmeans -> palette -> remap."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from kmq import palette as _palette
+from kmq._kernels import kmeans as _kk
+from kmq.histogram import ColorHistogram, color_table, gather
+from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
+from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
+from kmq.remap import check_palette, nearest, remap_array
+from kmq.seeding import as_rng, kmeans_plus_plus
+
+K_MIN, K_MAX = 2, 256
+
+#: Above this many distinct colors the search runs on the weighted means of 4x4x4 sRGB cells
+#: (at most 64**3 of them). Moving whole cells changes the objective by a constant (the spread
+#: inside the cells), so that search optimizes nearly the same objective far faster; Lloyd on the
+#: exact histogram then finishes from its answer. Seeds are drawn from 8x8x8 cells.
+_REDUCE_MIN_COLORS = 32768
+_REDUCE_SHIFT = 2
+_SEED_SHIFT = 3
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """A quantized image: the palette, every pixel's index, and the error.
+
+    Attributes
+    ----------
+    palette : ndarray of uint8, shape (K, 3)
+        sRGB colors, most used first.
+    indices : ndarray of uint8 (K <= 256) or uint16, shape (H, W)
+    counts : ndarray of int64, shape (K,)
+        Pixels per palette entry.
+    mse : float
+        Mean squared error over all pixels and channels, in 8-bit sRGB units.
+    distinct_colors : int
+        Distinct colors in the input.
+    n_iter, converged : int, bool
+        k-means iterations on the exact histogram and whether it met its tolerance.
+    seconds : float
+        Time spent quantizing and remapping (not reading).
+    """
+
+    palette: np.ndarray
+    indices: np.ndarray
+    counts: np.ndarray
+    mse: float
+    distinct_colors: int
+    n_iter: int = 0
+    converged: bool = True
+    seconds: float = 0.0
+    k_requested: int = field(default=0, repr=False)
+
+    @property
+    def k(self) -> int:
+        """Number of palette entries actually used."""
+        return len(self.palette)
+
+    @property
+    def psnr(self) -> float:
+        """Peak signal-to-noise ratio in dB (8-bit sRGB); ``inf`` for an exact result."""
+        return psnr_from_mse(self.mse)
+
+    @property
+    def index_bits(self) -> int:
+        """Bits one index needs, ``ceil(log2 K)`` (at least 1)."""
+        return max(1, math.ceil(math.log2(self.k)))
+
+    def to_rgb(self) -> np.ndarray:
+        """The quantized image as an (H, W, 3) uint8 array."""
+        return self.palette[self.indices]
+
+    def to_image(self) -> Image.Image:
+        """The quantized image as a Pillow palette (mode ``P``) image (K <= 256)."""
+        if self.k > 256:
+            raise ValueError(f"a Pillow palette image holds at most 256 colors; this has {self.k}")
+        im = Image.fromarray(self.indices.astype(np.uint8, copy=False), mode="P")
+        im.putpalette(self.palette.tobytes(), rawmode="RGB")
+        return im
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR in dB for 8-bit data: ``10 log10(255**2 / mse)``."""
+    return math.inf if mse <= 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not K_MIN <= k <= K_MAX:
+        raise ValueError(f"expected k, the number of colors, to be an int in {K_MIN}..{K_MAX}; "
+                         f"got {k!r}")
+    return int(k)
+
+
+def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
+        n_init: int = 3, progress: Progress | None = None):
+    """Fit ``k`` centers to a color histogram; returns the k-means result on its distinct colors.
+
+    Lloyd's algorithm stops in a local minimum that depends on its seeds, so: ``n_init`` greedy
+    k-means++ seedings are each run to convergence and the best is kept; then useless centers are
+    moved into crowded clusters while that lowers the objective (:func:`refine_by_swaps`), then
+    Hartigan's single-color moves finish (:func:`refine_by_moves`). On large histograms this
+    search runs on sRGB cells (see ``_REDUCE_MIN_COLORS``) and Lloyd on the exact histogram ends
+    it. Needs ``len(hist) > k``.
+    """
+    rng = as_rng(seed)
+    points = hist.colors.astype(np.float64)
+    weights = hist.counts.astype(np.float64)
+    work_points, work_weights, member = points, weights, None
+    seed_points, seed_weights = points, weights
+    if len(hist) > _REDUCE_MIN_COLORS:
+        means, totals, cells = _kk.coarse_bins(hist.colors, points, weights, _REDUCE_SHIFT)
+        if len(means) > 4 * k:
+            work_points, work_weights, member = means, totals, cells
+            seed_points, seed_weights, _ = _kk.coarse_bins(hist.colors, points, weights,
+                                                           _SEED_SHIFT)
+            if len(seed_points) < 4 * k:
+                seed_points, seed_weights = means, totals
+    best = None
+    for _ in range(n_init):
+        seeds = kmeans_plus_plus(seed_points, seed_weights, k, rng)
+        run = kmeans(work_points, work_weights, seeds, tol=tol, max_iter=max_iter,
+                     progress=progress)
+        if best is None or run.objective < best.objective:
+            best = run
+    best = refine_by_swaps(work_points, work_weights, best, tol=tol, max_iter=max_iter,
+                           progress=progress)
+    best = refine_by_moves(work_points, work_weights, best, tol=tol)
+    if member is None:
+        return best
+    return kmeans(points, weights, best.centers, labels=best.labels[member], tol=tol,
+                  max_iter=max_iter, progress=progress)
+
+
+def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
+             max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None) -> Quantized:
+    """Quantize an image to at most ``k`` colors by k-means on its color histogram.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3) uint8, PIL.Image.Image or path
+    k : int
+        Palette size, 2..256. Fewer entries are used when the image has fewer distinct colors.
+    seed : int or numpy.random.Generator
+        The same image, ``k`` and seed give the same result, bit for bit.
+    tol : float
+        Relative drop of the k-means objective below which iterations stop.
+    max_iter : int
+        Iteration cap of each k-means run.
+    max_pixels : int
+        Larger images are refused (:class:`kmq.ImageTooLargeError`).
+    progress : callable(stage, fraction) -> bool, optional
+        Called as work advances; a truthy return cancels (:class:`kmq.CancelledError`).
+
+    Returns
+    -------
+    Quantized
+
+    Examples
+    --------
+    >>> import numpy as np, kmq
+    >>> rng = np.random.default_rng(1)
+    >>> img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    >>> q = kmq.quantize(img, 16, seed=0)
+    >>> q.palette.shape, q.indices.shape, bool(q.psnr > 15)
+    ((16, 3), (32, 32), True)
+    >>> bool(np.array_equal(kmq.quantize(img, 16, seed=0).indices, q.indices))
+    True
+    """
+    k = _check_k(k)
+    rgb = as_rgb(image, max_pixels=max_pixels)
+    start = time.perf_counter()
+    hist, table = color_table(rgb)
+    if progress is not None and progress("histogram", 1.0):
+        from kmq.errors import CancelledError
+
+        raise CancelledError("cancelled after the histogram")
+    points = hist.colors.astype(np.float64)
+    weights = hist.counts.astype(np.float64)
+    n_iter, converged = 0, True
+    if len(hist) <= k:
+        pal = hist.colors.copy()
+        labels = np.arange(len(hist), dtype=np.int32)
+    else:
+        result = fit(hist, k, seed=seed, tol=tol, max_iter=max_iter, progress=progress)
+        n_iter, converged = result.n_iter, result.converged
+        pal, labels = _palette.merge_duplicates(_palette.to_srgb8(result.centers), result.labels)
+        labels = nearest(points, pal.astype(np.float64), labels)
+    pal, labels, counts = _palette.order_by_use(pal, labels, weights)
+    sse = _kk.weighted_sse(points, weights, pal.astype(np.float64), labels)
+    indices = gather(rgb, table, hist, labels, len(pal))
+    return Quantized(palette=pal, indices=indices, counts=counts,
+                     mse=float(sse) / (3.0 * hist.n_pixels), distinct_colors=len(hist),
+                     n_iter=n_iter, converged=converged, seconds=time.perf_counter() - start,
+                     k_requested=k)
+
+
+def remap(image, palette, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Index map (H, W) of ``image`` onto a given ``palette``: each pixel's exactly nearest color.
+
+    Parameters
+    ----------
+    image : ndarray (H, W, 3) uint8, PIL.Image.Image or path
+    palette : array-like (K, 3) of integers in 0..255, 1 <= K <= 65536
+
+    Examples
+    --------
+    >>> import numpy as np, kmq
+    >>> img = np.array([[[10, 10, 10], [250, 240, 230]]], dtype=np.uint8)
+    >>> kmq.remap(img, [[255, 255, 255], [0, 0, 0]]).tolist()
+    [[1, 0]]
+    """
+    pal = check_palette(palette)
+    return remap_array(as_rgb(image, max_pixels=max_pixels), pal)
+
+
+__all__ = ["Quantized", "fit", "psnr_from_mse", "quantize", "remap"]

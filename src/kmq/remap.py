@@ -1,0 +1,80 @@
+"""Map every pixel to its exactly nearest palette color.
+
+The nearest color is found once per distinct color of the image (not once per pixel), by a search
+that scans only the palette entries near a first guess (triangle inequality); pixels then get their
+index by one lookup through the color histogram. Ties go to the lower palette index, so the result
+equals a brute-force ``argmin`` over squared sRGB distances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kmq._kernels import kmeans as _k
+from kmq.histogram import color_table, gather
+from kmq.kmeans import assign
+
+_GRID = np.arange(16, 256, 32, dtype=np.float64)  # centers of an 8x8x8 grid of sRGB cells
+
+
+def _grid_guess(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """A cheap first guess for each color: the palette entry nearest to its sRGB grid cell."""
+    cells = np.stack(np.meshgrid(_GRID, _GRID, _GRID, indexing="ij"), axis=-1).reshape(-1, 3)
+    d2 = ((cells[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+    best = np.argmin(d2, axis=1).astype(np.int32)
+    c = colors.astype(np.int64) >> 5
+    return best[(c[:, 0] << 6) | (c[:, 1] << 3) | c[:, 2]]
+
+
+def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+    """Index of the nearest palette entry for every point (ties to the lower index).
+
+    Parameters
+    ----------
+    points : (N, 3) float array
+    palette : (K, 3) float array
+    guess : (N,) int array, optional
+        A first guess per point; any guess gives the same (exact) answer, a good one is faster.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.remap import nearest
+    >>> nearest(np.array([[0, 0, 0], [90, 90, 90.0]]), np.array([[100, 100, 100], [0, 0, 10.0]]))
+    array([1, 0], dtype=int32)
+    """
+    points = np.ascontiguousarray(points, np.float64)
+    palette = np.ascontiguousarray(palette, np.float64)
+    n, k = len(points), len(palette)
+    labels = (np.zeros(n, np.int32) if guess is None
+              else np.array(guess, np.int32, order="C"))
+    order = _k.new_order(palette)
+    cc2, _ = _k.center_geometry(palette, order)
+    never_skip = np.full(k, -1.0)  # disables the bound tests: every point is searched exactly
+    assign(points, palette, cc2, order, never_skip, labels, np.full(n, np.inf),
+              np.full(n, -1.0), np.zeros(k), 0.0, 0.0, 0)
+    return labels
+
+
+def check_palette(palette) -> np.ndarray:
+    """A palette as a (K, 3) uint8 array with 1 <= K <= 65536, or a ValueError that says why."""
+    arr = np.asarray(palette)
+    if arr.ndim != 2 or arr.shape[1] != 3 or not 1 <= len(arr) <= 65536:
+        raise ValueError(f"expected a palette of shape (K, 3) with 1 <= K <= 65536; "
+                         f"got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255 or (
+                not np.all(arr == np.round(arr))):
+            raise ValueError(f"expected palette values that are integers in 0..255; "
+                             f"got dtype {arr.dtype} with range {arr.min()}..{arr.max()}")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def remap_array(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index map (H, W) of an (H, W, 3) uint8 image onto a (K, 3) uint8 palette."""
+    palette = check_palette(palette)
+    hist, table = color_table(rgb)
+    pal = palette.astype(np.float64)
+    labels = nearest(hist.colors.astype(np.float64), pal, _grid_guess(hist.colors, pal))
+    return gather(rgb, table, hist, labels, len(palette))

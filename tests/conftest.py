@@ -1,0 +1,58 @@
+"""Shared fixtures: small real photographs, a folder of image files, and ../shared/images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+#: The project's shared test images live beside the project's root, at ../shared/images.
+SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """512x512 RGB photograph (skimage.data, ships with scikit-image: no network)."""
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    """600x400 RGB photograph."""
+    return data.coffee()
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    """451x300 RGB photograph."""
+    return data.chelsea()
+
+
+@pytest.fixture(scope="session")
+def small_photo(chelsea) -> np.ndarray:
+    """A 61x83 crop of a photograph: odd sides, thousands of colors, quick to quantize."""
+    return np.ascontiguousarray(chelsea[101:162, 180:263])
+
+
+@pytest.fixture
+def image_folder(tmp_path, small_photo, coffee) -> Path:
+    """A folder with ``cat.png`` (lossless), ``cup.jpg`` (JPEG) and ``cup_gray.png`` (mode L)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(small_photo).save(folder / "cat.png")
+    cup = np.ascontiguousarray(coffee[150:221, 250:347])
+    Image.fromarray(cup).save(folder / "cup.jpg", quality=90)
+    Image.fromarray(cup).convert("L").save(folder / "cup_gray.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    """``../shared/images`` beside the project's root, or a skip saying it is absent."""
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip(f"shared test images not found at {SHARED_IMAGES} "
+                    f"(a checkout without ../shared)")
+    return SHARED_IMAGES
