@@ -205,10 +205,13 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
 
 
 def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
-                    tol: float = 1e-4, max_passes: int = 30) -> KMeansResult:
-    """Hartigan's single-point moves from a Lloyd fixed point, until a pass gains less than
-    ``tol`` of the objective. Each move lowers the objective; the result is a fixed point of
-    Lloyd as well (every point ends at its nearest center)."""
+                    tol: float = 1e-4, max_iter: int = 300, max_passes: int = 30) -> KMeansResult:
+    """Hartigan's single-point moves from a Lloyd fixed point, then Lloyd again.
+
+    Passes of moves run until one gains less than ``tol`` of the objective; Lloyd then settles
+    every point at its nearest center. Every step lowers the objective, so the result is never
+    worse than ``result``.
+    """
     points = np.ascontiguousarray(points, np.float64)
     weights = np.ascontiguousarray(weights, np.float64)
     k = len(result.centers)
@@ -223,8 +226,9 @@ def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResul
         sums, totals = _k.accumulate(points, weights, labels, k)  # no drift from updates
         if moved == 0 or gain <= tol * result.objective:
             break
-    centers = sums / totals[:, None]
-    objective = _k.weighted_sse(points, weights, centers, labels)
-    if objective >= result.objective:
+    run = kmeans(points, weights, sums / totals[:, None], labels=labels, tol=tol,
+                 max_iter=max_iter, stage="kmeans (refine)")
+    if run.objective >= result.objective:
         return result
-    return KMeansResult(centers, labels, float(objective), result.n_iter, result.converged)
+    return KMeansResult(run.centers, run.labels, run.objective, result.n_iter + run.n_iter,
+                        run.converged)

@@ -19,13 +19,15 @@ from kmq.seeding import as_rng, kmeans_plus_plus
 
 K_MIN, K_MAX = 2, 256
 
-#: Above this many distinct colors the search runs on the weighted means of 4x4x4 sRGB cells
-#: (at most 64**3 of them). Moving whole cells changes the objective by a constant (the spread
-#: inside the cells), so that search optimizes nearly the same objective far faster; Lloyd on the
-#: exact histogram then finishes from its answer. Seeds are drawn from 8x8x8 cells.
-_REDUCE_MIN_COLORS = 32768
-_REDUCE_SHIFT = 2
-_SEED_SHIFT = 3
+#: Above this many distinct colors the search runs on the weighted means of small sRGB cells:
+#: cubes of side 2, or 4 or 8 when the finer cells are still too many (``_MAX_CELLS``). Moving
+#: whole cells changes the objective by a constant (the spread inside the cells), so that search
+#: optimizes nearly the same objective far faster; Lloyd on the exact histogram then finishes
+#: from its answer. Seeds are drawn from the next coarser cells.
+_REDUCE_MIN_COLORS = 65536
+
+_MAX_CELLS = 131072
+_CELL_SHIFTS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,20 @@ def _check_k(k) -> int:
     return int(k)
 
 
+def _cells(hist: ColorHistogram, points: np.ndarray, weights: np.ndarray, k: int):
+    """The cells to search on and the cells to seed from, or None to use the exact histogram."""
+    if len(hist) <= _REDUCE_MIN_COLORS:
+        return None
+    for shift in _CELL_SHIFTS:
+        work = _kk.coarse_bins(hist.colors, points, weights, shift)
+        if len(work[0]) <= _MAX_CELLS:
+            break
+    if len(work[0]) <= 4 * k:
+        return None
+    seeds = _kk.coarse_bins(hist.colors, points, weights, shift + 1)
+    return work, (seeds if len(seeds[0]) >= 4 * k else work)
+
+
 def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
         n_init: int = 3, progress: Progress | None = None):
     """Fit ``k`` centers to a color histogram; returns the k-means result on its distinct colors.
@@ -115,14 +131,9 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
     weights = hist.counts.astype(np.float64)
     work_points, work_weights, member = points, weights, None
     seed_points, seed_weights = points, weights
-    if len(hist) > _REDUCE_MIN_COLORS:
-        means, totals, cells = _kk.coarse_bins(hist.colors, points, weights, _REDUCE_SHIFT)
-        if len(means) > 4 * k:
-            work_points, work_weights, member = means, totals, cells
-            seed_points, seed_weights, _ = _kk.coarse_bins(hist.colors, points, weights,
-                                                           _SEED_SHIFT)
-            if len(seed_points) < 4 * k:
-                seed_points, seed_weights = means, totals
+    cells = _cells(hist, points, weights, k)
+    if cells is not None:
+        (work_points, work_weights, member), (seed_points, seed_weights, _) = cells
     best = None
     for _ in range(n_init):
         seeds = kmeans_plus_plus(seed_points, seed_weights, k, rng)
@@ -132,7 +143,7 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
             best = run
     best = refine_by_swaps(work_points, work_weights, best, tol=tol, max_iter=max_iter,
                            progress=progress)
-    best = refine_by_moves(work_points, work_weights, best, tol=tol)
+    best = refine_by_moves(work_points, work_weights, best, tol=tol, max_iter=max_iter)
     if member is None:
         return best
     return kmeans(points, weights, best.centers, labels=best.labels[member], tol=tol,

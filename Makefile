@@ -1,0 +1,45 @@
+# kmq: `make demo` runs the quantizer on bundled samples, `make test` runs linters and the suite.
+# Everything installs into .venv from PyPI; a machine needs only Python 3.11+ with venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+export MPLBACKEND := Agg
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+
+.PHONY: demo test lint bench install dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+## demo: compress skimage's astronaut, coffee and chelsea (shipped offline) and print the results
+demo: $(VENV)/.installed
+	$(BIN)/kmq demo --output demo-output
+
+## lint: ruff over the package, the tests and the benchmarks
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+## test: linters, then the whole suite (doctests included) on 2 workers
+test: lint
+	$(BIN)/pytest -n 2 --doctest-modules src/kmq tests
+
+## bench: the quantizer against its peers (see benchmarks/README.md)
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_quantize.py --markdown
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .cache build src/*.egg-info

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from kmq.histogram import color_table, gather, histogram, keys_to_colors, merge
+from naive import histogram as naive_histogram
+
+
+def test_histogram_matches_unique_on_a_photo(small_photo):
+    h = histogram(small_photo)
+    colors, counts = naive_histogram(small_photo)
+    np.testing.assert_array_equal(h.colors, colors)
+    np.testing.assert_array_equal(h.counts, counts)
+    assert h.n_pixels == small_photo.shape[0] * small_photo.shape[1]
+
+
+def test_histogram_extremes_of_the_key_space():
+    img = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255]]], np.uint8)
+    h = histogram(img)
+    assert h.keys.tolist() == [0x000000, 0x0000FF, 0xFF0000, 0xFFFFFF]
+    assert h.counts.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(keys_to_colors(h.keys), h.colors)
+
+
+def test_gather_maps_every_pixel_through_its_color(small_photo):
+    h, table = color_table(small_photo)
+    labels = np.arange(len(h), dtype=np.int32) % 251
+    out = gather(small_photo, table, h, labels, 251)
+    _colors, inverse = np.unique(small_photo.reshape(-1, 3), axis=0, return_inverse=True)
+    assert out.dtype == np.uint8 and out.shape == small_photo.shape[:2]
+    np.testing.assert_array_equal(out.ravel(), labels[inverse.ravel()])
+
+
+def test_gather_uses_uint16_above_256_labels(small_photo):
+    h, table = color_table(small_photo)
+    out = gather(small_photo, table, h, np.arange(len(h), dtype=np.int32), len(h))
+    assert len(h) > 256 and out.dtype == np.uint16
+    np.testing.assert_array_equal(h.colors[out.ravel()], small_photo.reshape(-1, 3))
+
+
+def test_merge_sums_counts_of_shared_colors(small_photo, coffee):
+    a, b = histogram(small_photo), histogram(coffee[:50, :50])
+    merged = merge([a, b])
+    both = np.concatenate([small_photo.reshape(-1, 3), coffee[:50, :50].reshape(-1, 3)])
+    colors, counts = naive_histogram(both[None])
+    np.testing.assert_array_equal(merged.colors, colors)
+    np.testing.assert_array_equal(merged.counts, counts)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32),
+                                 np.zeros((0, 4, 3), np.uint8)])
+def test_histogram_rejects_what_is_not_an_rgb_uint8_image(bad):
+    with pytest.raises(ValueError, match="expected"):
+        histogram(bad)

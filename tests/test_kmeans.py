@@ -1,0 +1,124 @@
+"""The k-means kernels and stages against the plain NumPy definitions in tests/naive.py."""
+
+import numpy as np
+import pytest
+
+from kmq._kernels import kmeans as _k
+from kmq.histogram import histogram
+from kmq.kmeans import kmeans, refine_by_moves, refine_by_swaps
+from kmq.seeding import kmeans_plus_plus
+from naive import cell_means, cluster_costs, kmeanspp, lloyd, nearest, objective, weighted_means
+
+
+@pytest.fixture(scope="module")
+def photo_points(small_photo):
+    h = histogram(small_photo)
+    return h.colors.astype(np.float64), h.counts.astype(np.float64), h.colors
+
+
+def test_center_geometry_sorts_rows_by_distance():
+    rng = np.random.default_rng(3)
+    centers = rng.random((37, 3)) * 255
+    order = _k.new_order(centers[::-1].copy())  # sorted for other centers: must be repaired
+    cc2, half = _k.center_geometry(centers, order)
+    expected = ((centers[:, None] - centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(cc2, expected, rtol=1e-12)
+    for a in range(len(centers)):
+        assert np.all(np.diff(expected[a, order[a]]) >= 0)
+        assert sorted(order[a].tolist()) == list(range(len(centers)))
+    np.testing.assert_allclose(half, 0.5 * np.sqrt(np.where(np.eye(37, dtype=bool), np.inf,
+                                                             expected).min(axis=1)))
+
+
+@pytest.mark.parametrize("k", [2, 16, 255])
+def test_lloyd_matches_the_plain_algorithm(photo_points, k):
+    points, weights, _ = photo_points
+    rng = np.random.default_rng(k)
+    init = points[rng.choice(len(points), k, replace=False)] + rng.random((k, 3)) * 0.01
+    ref_centers, ref_labels, ref_obj, ref_iter = lloyd(points, weights, init)
+    r = kmeans(points, weights, init)
+    assert r.n_iter == ref_iter and r.converged
+    np.testing.assert_array_equal(r.labels, ref_labels)
+    np.testing.assert_allclose(r.centers, ref_centers, rtol=1e-12, atol=1e-9)
+    assert r.objective == pytest.approx(ref_obj, rel=1e-12)
+
+
+def test_kmeans_reseeds_empty_clusters_without_nan(photo_points):
+    points, weights, _ = photo_points
+    init = np.vstack([points[:6], np.full((4, 3), 1e4)])  # four centers far from every color
+    r = kmeans(points, weights, init)
+    assert np.isfinite(r.centers).all()
+    assert len(np.unique(r.labels)) == 10
+    assert r.objective == pytest.approx(objective(points, weights, r.centers, r.labels))
+
+
+def test_kmeans_stops_at_max_iter(photo_points):
+    points, weights, _ = photo_points
+    r = kmeans(points, weights, points[:64].copy(), max_iter=2, tol=0.0)
+    assert r.n_iter == 2 and not r.converged
+
+
+def test_kmeanspp_matches_reference_draw_for_draw(photo_points):
+    points, weights, _ = photo_points
+    uniforms = np.random.default_rng(7).random((24, 5))
+    chosen = _k.kmeanspp(points, weights, 24, uniforms)
+    np.testing.assert_array_equal(chosen, kmeanspp(points, weights, 24, uniforms))
+    assert len(set(chosen.tolist())) == 24
+
+
+def test_seeding_is_reproducible_and_seed_dependent(photo_points):
+    points, weights, _ = photo_points
+    a = kmeans_plus_plus(points, weights, 16, np.random.default_rng(1))
+    b = kmeans_plus_plus(points, weights, 16, np.random.default_rng(1))
+    c = kmeans_plus_plus(points, weights, 16, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("shift", [2, 3, 5])
+def test_coarse_bins_are_weighted_cell_means(photo_points, shift):
+    points, weights, colors = photo_points
+    means, totals, member = _k.coarse_bins(colors, points, weights, shift)
+    ref_means, ref_totals, ref_member = cell_means(colors, points, weights, shift)
+    np.testing.assert_allclose(means, ref_means, rtol=1e-12)
+    np.testing.assert_array_equal(totals, ref_totals)
+    np.testing.assert_array_equal(member, ref_member)
+
+
+def test_cluster_costs_match_reference(photo_points):
+    points, weights, _ = photo_points
+    centers = kmeans(points, weights, points[::97][:20].copy()).centers
+    labels = nearest(points, centers)
+    order = _k.new_order(centers)
+    cc2, _ = _k.center_geometry(centers, order)
+    sse, utility = _k.cluster_costs(points, weights, centers, labels, cc2, order)
+    ref_sse, ref_utility = cluster_costs(points, weights, centers, labels)
+    np.testing.assert_allclose(sse, ref_sse, rtol=1e-9)
+    np.testing.assert_allclose(utility, ref_utility, rtol=1e-9)
+
+
+@pytest.mark.parametrize("refine", [refine_by_moves, refine_by_swaps])
+def test_refinements_lower_the_objective_and_end_at_a_lloyd_fixed_point(photo_points, refine):
+    points, weights, _ = photo_points
+    start = kmeans(points, weights, points[::53][:32].copy())
+    r = refine(points, weights, start)
+    assert r.objective <= start.objective
+    assert r.objective == pytest.approx(objective(points, weights, r.centers, r.labels), rel=1e-9)
+    means, _ = weighted_means(points, weights, r.labels, len(r.centers))
+    np.testing.assert_allclose(r.centers, means, rtol=1e-9)
+    # one more plain Lloyd step moves (almost) nothing: the result is a local minimum
+    relabeled = nearest(points, r.centers)
+    assert objective(points, weights, r.centers, relabeled) >= r.objective * (1 - 1e-3)
+
+
+def test_swaps_escape_a_bad_local_minimum():
+    # two tight pairs of blobs; both initial centers sit in the left pair, one blob on the right
+    # is shared: Lloyd cannot fix it, a swap can
+    rng = np.random.default_rng(0)
+    blobs = [(-100, 0, 0), (-90, 0, 0), (100, 0, 0), (200, 0, 0)]
+    points = np.vstack([np.array(b) + rng.normal(0, 1, (50, 3)) for b in blobs])
+    weights = np.ones(len(points))
+    init = np.array([[-100.0, 0, 0], [-90, 0, 0], [150, 0, 0]])
+    stuck = kmeans(points, weights, init)
+    better = refine_by_swaps(points, weights, stuck)
+    assert better.objective < 0.2 * stuck.objective
