@@ -5,6 +5,9 @@
 >>> q = kmq.quantize(img, 2)
 >>> q.k, q.mse
 (2, 0.0)
+
+The compiled engine (numba) is imported on first use, so ``import kmq`` and ``kmq --help`` stay
+fast.
 """
 
 from kmq.errors import (
@@ -16,10 +19,30 @@ from kmq.errors import (
     OutputExistsError,
     QualityTooLowError,
 )
-from kmq.io import AlphaDroppedWarning
-from kmq.pipeline import Quantized, quantize, remap
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "quantize": "kmq.pipeline",
+    "remap": "kmq.pipeline",
+    "Quantized": "kmq.pipeline",
+    "AlphaDroppedWarning": "kmq.io",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kmq' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AlphaDroppedWarning",
