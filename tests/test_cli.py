@@ -319,7 +319,7 @@ def test_library_progress_reaches_the_reporter(image_folder, tmp_path):
 
 def test_every_command_and_option_has_help():
     group = get_command(cli.app)
-    assert set(group.commands) == {"compress", "demo"}
+    assert set(group.commands) == {"compress", "decompress", "info", "demo"}
     for name, command in group.commands.items():
         result = run(name, "--help")
         assert result.exit_code == 0
@@ -330,7 +330,7 @@ def test_every_command_and_option_has_help():
                 assert param.opts[0] in result.stdout
     top = run("--help")
     assert top.exit_code == 0
-    for code in range(6):
+    for code in range(7):
         assert f"{code} " in top.stdout
     assert "Exit codes" in top.stdout and "compress" in top.stdout and "demo" in top.stdout
 

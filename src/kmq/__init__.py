@@ -6,6 +6,13 @@
 >>> q.k, q.mse
 (2, 0.0)
 
+A result is saved to kmq's own compact format (``.kmq``, see ``docs/FORMAT.md``) and loaded back
+bit for bit; ``encode`` and ``decode`` do the same with bytes:
+
+>>> back = kmq.decode(kmq.encode(q.palette, q.indices))
+>>> bool((back.to_rgb() == q.palette[q.indices]).all()), back.width, back.height
+(True, 4, 4)
+
 The compiled engine (numba) is imported on first use, so ``import kmq`` and ``kmq --help`` stay
 fast.
 """
@@ -27,6 +34,10 @@ _LAZY = {
     "remap": "kmq.pipeline",
     "Quantized": "kmq.pipeline",
     "AlphaDroppedWarning": "kmq.io",
+    "save": "kmq.codecs.container",
+    "load": "kmq.codecs.container",
+    "encode": "kmq.codecs.container",
+    "decode": "kmq.codecs.container",
 }
 
 
@@ -55,6 +66,10 @@ __all__ = [
     "QualityTooLowError",
     "Quantized",
     "__version__",
+    "decode",
+    "encode",
+    "load",
     "quantize",
     "remap",
+    "save",
 ]

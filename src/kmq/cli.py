@@ -1,4 +1,4 @@
-"""The ``kmq`` command: compress images to indexed PNG by k-means color quantization.
+"""The ``kmq`` command: compress images by k-means color quantization; read .kmq files.
 
 A thin layer over the library: options, one results table, progress and exit codes. Heavy
 modules (the numba kernels, scikit-image) are imported inside the commands, so ``kmq --help`` and
@@ -6,9 +6,20 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 
 Commands
 --------
-``kmq compress INPUT... [-k K] [-o OUTPUT] [--seed N] [--force] [--quiet] [--max-pixels N]``
-    One indexed PNG per input, ``photo.jpg`` -> ``photo-kmq.png`` beside it unless ``-o`` says
-    otherwise; then a table of the results on stdout.
+``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq] [--seed N] [--force] [--quiet]
+[--max-pixels N]``
+    One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
+    ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
+    with ``--format kmq``) beside it unless ``-o`` says otherwise; then a table of the results
+    on stdout.
+``kmq decompress INPUT.kmq... [-o OUTPUT] [--force] [--quiet] [--max-pixels N]``
+    One image per .kmq input in any format Pillow writes, chosen by the output's extension:
+    ``photo-kmq.kmq`` -> ``photo-kmq.png`` by default. PNG and GIF are written indexed with the
+    exact palette when K <= 256, other formats (and K > 256) as RGB; WebP is written lossless.
+    Then a table (file, output, size, WxH, K, seconds) on stdout.
+``kmq info FILE.kmq...``
+    The header of each .kmq file, its bits per pixel and its compression ratio against raw
+    24-bit RGB, from the 32 header bytes and the file's size only (the payload is not read).
 ``kmq demo [-o DIR] [-k K]``
     Compresses three sample photographs that ship with scikit-image.
 
@@ -23,13 +34,15 @@ with ``--quiet``); warnings and errors go to stderr as one line each, ``kmq: war
 
 Exit codes
 ----------
-0  success: every input was compressed
+0  success: every input was processed
 1  unexpected error (a bug, or an output file that could not be written)
 2  invalid usage or argument value (reported by the option parser)
 3  an input could not be read: missing, not an image, damaged (:class:`kmq.ImageReadError`)
 4  an input has more pixels than ``--max-pixels`` (:class:`kmq.ImageTooLargeError`)
 5  an output exists and ``--force`` was not given, or it would replace an input
    (:class:`kmq.OutputExistsError`)
+6  a .kmq input is corrupt: truncated, damaged, or not a .kmq file
+   (:class:`kmq.CorruptFileError`)
 
 With several inputs every one is attempted; the exit code is that of the first failure. Set
 ``KMQ_DEBUG=1`` to get a traceback instead of a one-line message for an unexpected error.
@@ -37,6 +50,7 @@ With several inputs every one is attempted; the exit code is that of the first f
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 import sys
@@ -48,7 +62,13 @@ from pathlib import Path
 import typer
 
 from kmq import __version__
-from kmq.errors import ImageReadError, ImageTooLargeError, KmqError, OutputExistsError
+from kmq.errors import (
+    CorruptFileError,
+    ImageReadError,
+    ImageTooLargeError,
+    KmqError,
+    OutputExistsError,
+)
 from kmq.io import DEFAULT_MAX_PIXELS
 
 EXIT_OK = 0
@@ -57,9 +77,25 @@ EXIT_USAGE = 2
 EXIT_READ = 3
 EXIT_TOO_LARGE = 4
 EXIT_EXISTS = 5
+EXIT_CORRUPT = 6
 
 #: Suffix of default output names: ``photo.jpg`` -> ``photo-kmq.png``.
 OUTPUT_SUFFIX = "-kmq.png"
+#: The same with ``--format kmq``: ``photo.jpg`` -> ``photo-kmq.kmq``.
+KMQ_OUTPUT_SUFFIX = "-kmq.kmq"
+#: Extension of the default output of ``kmq decompress``: ``photo-kmq.kmq`` -> ``photo-kmq.png``.
+DECOMPRESS_SUFFIX = ".png"
+
+
+class OutputFormat(enum.StrEnum):
+    """What ``kmq compress`` writes."""
+
+    png = "png"
+    kmq = "kmq"
+
+
+#: Output formats of ``kmq compress`` by (lower-case) file extension.
+COMPRESS_EXTENSIONS = {".png": OutputFormat.png, ".kmq": OutputFormat.kmq}
 
 EXIT_CODES_HELP = (
     "Exit codes: "
@@ -68,13 +104,15 @@ EXIT_CODES_HELP = (
     "2 invalid usage or argument; "
     "3 an input could not be read; "
     "4 an input is over the pixel limit (--max-pixels); "
-    "5 an output exists and --force was not given, or it would replace an input. "
+    "5 an output exists and --force was not given, or it would replace an input; "
+    "6 a .kmq input is corrupt, truncated or not a .kmq file. "
     "With several inputs, all are attempted and the exit code is the first failure's."
 )
 
 app = typer.Typer(
     name="kmq",
-    help="Compress images by k-means color quantization into indexed (palette) PNG files.",
+    help="Compress images by k-means color quantization into indexed PNG or .kmq files; "
+         "decompress and inspect .kmq files.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -95,7 +133,7 @@ def _root(
                                  callback=_version_callback,
                                  help="Print kmq's version and exit."),
 ) -> None:
-    """Compress images by k-means color quantization into indexed (palette) PNG files."""
+    """Compress images by k-means color quantization; decompress and inspect .kmq files."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +160,9 @@ class _WriteError(Exception):
 
 
 def exit_code(exc: BaseException) -> int:
-    """The documented exit code for an error raised while compressing one file."""
+    """The documented exit code for an error raised while processing one file."""
+    if isinstance(exc, CorruptFileError):
+        return EXIT_CORRUPT
     if isinstance(exc, ImageTooLargeError):
         return EXIT_TOO_LARGE
     if isinstance(exc, ImageReadError):
@@ -132,9 +172,18 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-def default_output(source: Path, directory: Path | None = None) -> Path:
-    """Default output of ``source``: ``<stem>-kmq.png`` beside it (or in ``directory``)."""
-    return (source.parent if directory is None else directory) / f"{source.stem}{OUTPUT_SUFFIX}"
+def default_output(source: Path, directory: Path | None = None,
+                   fmt: OutputFormat | str = OutputFormat.png) -> Path:
+    """Default output of ``source``: ``<stem>-kmq.png`` (or ``<stem>-kmq.kmq``) beside it (or in
+    ``directory``)."""
+    suffix = KMQ_OUTPUT_SUFFIX if OutputFormat(fmt) is OutputFormat.kmq else OUTPUT_SUFFIX
+    return (source.parent if directory is None else directory) / f"{source.stem}{suffix}"
+
+
+def default_decompressed(source: Path, directory: Path | None = None) -> Path:
+    """Default output of ``kmq decompress``: ``photo-kmq.kmq`` -> ``photo-kmq.png``."""
+    return (source.parent if directory is None else directory) / (
+        f"{source.stem}{DECOMPRESS_SUFFIX}")
 
 
 def _one_line(text: object) -> str:
@@ -208,8 +257,10 @@ class _Reporter:
 
 
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
-                  max_pixels: int, reporter: _Reporter) -> Row:
-    """Read, quantize, write (atomically) and measure one image; raises on failure."""
+                  max_pixels: int, reporter: _Reporter,
+                  fmt: OutputFormat | str = OutputFormat.png) -> Row:
+    """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
+    failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
     from kmq.codecs.png import save_png
     from kmq.io import read_rgb
@@ -228,7 +279,12 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
     try:
-        n_bytes = save_png(output, result.palette, result.indices, overwrite=force)
+        if OutputFormat(fmt) is OutputFormat.kmq:
+            from kmq.codecs.container import save as save_kmq
+
+            n_bytes = save_kmq(output, result.palette, result.indices, overwrite=force)
+        else:
+            n_bytes = save_png(output, result.palette, result.indices, overwrite=force)
     except OSError as exc:
         raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     seconds = time.perf_counter() - start
@@ -250,8 +306,8 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
 #: Caption of the results table: what each column means.
 TABLE_CAPTION = (
     "K: colors used; PSNR in dB and SSIM against the input; bpp: bits per pixel of the "
-    "written PNG; vs raw, vs input: times smaller than raw 24-bit RGB and than the input file; "
-    "sec: seconds to read, quantize and write."
+    "written file (PNG or .kmq); vs raw, vs input: times smaller than raw 24-bit RGB and than "
+    "the input file; sec: seconds to read, quantize and write."
 )
 
 
@@ -275,18 +331,24 @@ def _print_table(rows: list[Row]) -> None:
     console.print(table)
 
 
-def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
-              quiet: bool) -> int:
-    """Compress every (source, output) pair, print the table; returns the exit code."""
+def _run_jobs(jobs: list[tuple[Path, Path]], work, *, quiet: bool, precheck=None,
+              ) -> tuple[list, int]:
+    """Run ``work(source, output, reporter)`` on every pair; returns the rows and the exit code.
+
+    Each failure is reported on stderr as one line and the others still run. An output that is
+    one of the inputs, or that was already written in this run, is refused (exit 5).
+    ``precheck(source)``, when given, runs first so that a bad input is reported as such.
+    """
     sources = [source for source, _ in jobs]
     written: dict[Path, Path] = {}
-    rows: list[Row] = []
+    rows: list = []
     first_failure = EXIT_OK
-    failures = 0
     show_progress = not quiet and sys.stderr.isatty()
     with _Reporter(show_progress, len(jobs)) as reporter:
         for source, output in jobs:
             try:
+                if precheck is not None:
+                    precheck(source)
                 clash = next((s for s in sources if _same_file(output, s)), None)
                 if clash is not None:
                     raise OutputExistsError(f"{output}: is an input file ({clash}); "
@@ -295,8 +357,7 @@ def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, 
                 if key in written:
                     raise OutputExistsError(f"{output}: already written for {written[key]} "
                                             f"in this run; not overwriting it")
-                rows.append(compress_file(source, output, k=k, seed=seed, force=force,
-                                          max_pixels=max_pixels, reporter=reporter))
+                rows.append(work(source, output, reporter))
                 written[key] = source
             except (KmqError, _WriteError) as exc:
                 code = exit_code(exc)
@@ -309,15 +370,195 @@ def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, 
                                  f"{type(exc).__name__}: {_one_line(exc)}")
             else:
                 code = EXIT_OK
-            if code != EXIT_OK:
-                failures += 1
-                first_failure = first_failure or code
+            first_failure = first_failure or code
             reporter.done()
+    return rows, first_failure
+
+
+def _summary(rows: list, n_jobs: int) -> None:
+    """``kmq: N of M files failed`` on stderr, with several inputs and a failure."""
+    failures = n_jobs - len(rows)
+    if failures and n_jobs > 1:
+        typer.echo(f"kmq: {failures} of {n_jobs} files failed", err=True)
+
+
+def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
+              quiet: bool, fmt: OutputFormat | str = OutputFormat.png) -> int:
+    """Compress every (source, output) pair, print the table; returns the exit code."""
+
+    def work(source: Path, output: Path, reporter: _Reporter) -> Row:
+        return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
+                             reporter=reporter, fmt=fmt)
+
+    rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
         _print_table(rows)
-    if failures and len(jobs) > 1:
-        typer.echo(f"kmq: {failures} of {len(jobs)} files failed", err=True)
-    return first_failure
+    _summary(rows, len(jobs))
+    return code
+
+
+# ---------------------------------------------------------------------------------------------
+# .kmq files: header, decompress
+
+
+@dataclass(frozen=True)
+class DecompressedRow:
+    """One decompressed file, as printed in the decompress table."""
+
+    source: Path
+    output: Path
+    size: int  # bytes of the written image
+    width: int
+    height: int
+    k: int
+    seconds: float
+
+
+#: Formats written indexed (mode P, the exact palette) when K <= 256.
+PALETTE_FORMATS = frozenset({"PNG", "GIF"})
+#: Pillow save options per format: lossless where the format has a choice.
+SAVE_OPTIONS = {
+    "WEBP": {"lossless": True, "quality": 100, "method": 4},
+    "GIF": {"optimize": False},
+    "JPEG": {"quality": 95},
+}
+
+
+def image_format(path: Path) -> str | None:
+    """The Pillow format that writes ``path``, from its extension (``None`` if none does)."""
+    from PIL import Image
+
+    Image.init()
+    name = Image.registered_extensions().get(path.suffix.lower())
+    return name if name in Image.SAVE else None
+
+
+def read_kmq_header(path: Path):
+    """The checked header of a .kmq file, from its first 32 bytes and its size.
+
+    Raises :class:`ImageReadError` when the file cannot be read and :class:`CorruptFileError`
+    when it is not an intact .kmq header or its size is not the one the header states.
+    """
+    from kmq.codecs.container import HEADER_SIZE, read_header
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_SIZE)
+            size = os.fstat(fh.fileno()).st_size
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{path}: is a directory, not a .kmq file") from exc
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        header = read_header(head)
+    except CorruptFileError as exc:
+        raise CorruptFileError(f"{path}: {exc}") from exc
+    if size != header.file_size:
+        raise CorruptFileError(f"{path}: {'truncated' if size < header.file_size else 'too long'}:"
+                               f" {size:,} bytes where the header states {header.file_size:,}")
+    return header
+
+
+def _check_kmq_input(source: Path, max_pixels: int) -> None:
+    header = read_kmq_header(source)
+    if header.pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"{source}: {header.width}x{header.height} = {header.pixels:,} pixels is over the "
+            f"limit of {max_pixels:,} pixels (raise it with --max-pixels)")
+
+
+def encode_image(decoded, fmt: str) -> bytes:
+    """A decoded .kmq image as the bytes of a ``fmt`` file (a Pillow format name)."""
+    import io
+
+    from PIL import Image
+
+    from kmq.codecs import png
+
+    if decoded.k <= png.MAX_COLORS and fmt == "PNG":
+        return png.encode_png(decoded.palette, decoded.indices)  # as `kmq compress` writes it
+    if decoded.k <= png.MAX_COLORS and fmt in PALETTE_FORMATS:
+        im = png.to_pil(decoded.palette, decoded.indices)
+    else:
+        im = Image.fromarray(decoded.to_rgb(), "RGB")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
+    return buf.getvalue()
+
+
+def decompress_file(source: Path, output: Path, *, fmt: str, force: bool, max_pixels: int,
+                    reporter: _Reporter) -> DecompressedRow:
+    """Read and decode one .kmq file and write it (atomically) as a ``fmt`` image."""
+    from kmq.codecs.container import load
+    from kmq.io import write_atomic
+
+    if not force and output.exists():
+        raise OutputExistsError(f"{output}: exists (use --force to overwrite)")
+    start = time.perf_counter()
+    reporter.file(source.name)
+    decoded = load(source, max_pixels=max_pixels)
+    if fmt == "GIF" and decoded.k > 256:
+        reporter.message(f"kmq: warning: {output}: GIF holds at most 256 colors; Pillow reduces "
+                         f"the {decoded.k} colors of {source}")
+    reporter.stage("writing")
+    try:
+        data = encode_image(decoded, fmt)
+        n_bytes = write_atomic(output, lambda fh: fh.write(data), overwrite=force)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+        raise _WriteError(f"{output}: cannot write ({reason})") from exc
+    return DecompressedRow(source=source, output=output, size=n_bytes, width=decoded.width,
+                           height=decoded.height, k=decoded.k,
+                           seconds=time.perf_counter() - start)
+
+
+#: Caption of the decompress table.
+DECOMPRESS_CAPTION = ("size: bytes of the written image; WxH: width x height in pixels; K: "
+                      "palette colors; sec: seconds to read, decode and write.")
+
+
+def _print_decompress_table(rows: list[DecompressedRow]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    out = sys.stdout
+    console = Console(file=out) if out.isatty() else Console(file=out, width=100_000)
+    table = Table(box=box.SIMPLE, pad_edge=False, caption=DECOMPRESS_CAPTION,
+                  caption_justify="left")
+    table.add_column("file", overflow="fold", min_width=12)
+    table.add_column("output", overflow="fold", min_width=12)
+    for name in ("size", "WxH", "K", "sec"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(Text(str(r.source)), Text(str(r.output)), str(r.size),
+                      f"{r.width}x{r.height}", str(r.k), f"{r.seconds:.2f}")
+    console.print(table)
+
+
+_METHOD_NAMES = {0: "constant (K = 1, no payload)", 1: "bit-packed, zstd",
+                 2: "context model, range coder"}
+
+
+def header_lines(path: Path, header) -> list[str]:
+    """``kmq info``'s lines for one file."""
+    fields = [
+        ("version", str(header.version)),
+        ("layout", header.layout),
+        ("method", f"{int(header.method)} ({_METHOD_NAMES.get(int(header.method), '?')})"),
+        ("width", str(header.width)),
+        ("height", str(header.height)),
+        ("K", str(header.k)),
+        ("index dtype", header.index_dtype),
+        ("payload bytes", str(header.payload_size)),
+        ("file bytes", str(header.file_size)),
+        ("bits per pixel", f"{header.bits_per_pixel:.3f}"),
+        ("vs raw", f"{3 * header.pixels / header.file_size:.2f}"),
+    ]
+    return [str(path)] + [f"  {name:<15} {value}" for name, value in fields]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,13 +568,37 @@ _K_HELP = "Number of colors of the palette, 2..256 (fewer are used if the image 
 
 
 _COMPRESS_HELP = (
-    "Compress each INPUT into an indexed PNG of at most K colors and print a results table."
+    "Compress each INPUT into an indexed PNG or a .kmq file of at most K colors and print a "
+    "results table."
     "\n\n"
+    "The format follows the extension of OUTPUT (.png or .kmq) or --format; PNG by default. "
+    ".kmq is kmq's own format, smaller than PNG (see 'kmq decompress' and 'kmq info'). "
     "The table (stdout) gives per file: K used, PSNR (dB) and SSIM against the input, bits per "
-    "pixel of the written PNG, its compression ratio against raw 24-bit RGB and against the "
+    "pixel of the written file, its compression ratio against raw 24-bit RGB and against the "
     "input file, and the seconds to read, quantize and write. Outputs are written atomically "
     "and never replace an existing file without --force. A file that fails is reported on "
     "stderr and the others are still compressed."
+)
+
+_DECOMPRESS_HELP = (
+    "Decompress each .kmq INPUT into an image file and print a table (file, output, size, "
+    "WxH, K, seconds)."
+    "\n\n"
+    "The output format follows OUTPUT's extension: any format Pillow writes (.png, .gif, "
+    ".webp, .bmp, .tif, .jpg, ...); by default '<name>.png' beside the input, so "
+    "'photo-kmq.kmq' gives 'photo-kmq.png'. PNG and GIF are written indexed with the exact "
+    "palette (K <= 256), WebP lossless, other formats as RGB. Outputs are written atomically "
+    "and never replace an existing file without --force, nor an input. A corrupt .kmq file "
+    "exits 6; the other inputs are still decompressed."
+)
+
+_INFO_HELP = (
+    "Print the header of each .kmq FILE: version, layout, method, width, height, K, index "
+    "dtype, payload and file bytes, bits per pixel and the compression ratio against raw "
+    "24-bit RGB."
+    "\n\n"
+    "Only the 32 header bytes and the file's size are read: the payload is neither decoded nor "
+    "checksummed ('kmq decompress' does that). A damaged header or a wrong size exits 6."
 )
 
 _DEMO_HELP = (
@@ -354,9 +619,13 @@ def compress(
     k: int = typer.Option(256, "-k", "--colors", min=2, max=256, metavar="K", help=_K_HELP),
     output: Path | None = typer.Option(
         None, "-o", "--output", metavar="OUTPUT", show_default=False,
-        help="Output PNG file (only with one INPUT), or an existing directory to write every "
-             f"output into under its default name. Default: beside each input, '<name>"
-             f"{OUTPUT_SUFFIX}'."),
+        help="Output file, .png or .kmq (only with one INPUT), or an existing directory to "
+             f"write every output into under its default name. Default: beside each input, "
+             f"'<name>{OUTPUT_SUFFIX}' ('<name>{KMQ_OUTPUT_SUFFIX}' with --format kmq)."),
+    output_format: OutputFormat | None = typer.Option(
+        None, "--format", "-F", case_sensitive=False, show_default=False,
+        help="Write this format whatever OUTPUT's extension: 'png' (indexed PNG) or 'kmq' "
+             "(kmq's container, smaller). Default: from OUTPUT's extension, else png."),
     seed: int = typer.Option(0, "--seed", min=0, metavar="N",
                              help="Random seed; the same input, K and seed give identical bytes."),
     force: bool = typer.Option(False, "--force", "-f",
@@ -369,21 +638,104 @@ def compress(
                                    help="Refuse (exit 4) an input with more pixels than this."),
 ) -> None:
     """``kmq compress``: see ``_COMPRESS_HELP``."""
-    out_dir = None
-    if output is not None:
-        if output.is_dir():
-            out_dir = output
-        elif len(inputs) > 1:
+    out_dir = _check_output_option(output, len(inputs))
+    fmt = output_format
+    if fmt is None and output is not None and out_dir is None:
+        fmt = COMPRESS_EXTENSIONS.get(output.suffix.lower())
+        if fmt is None:
             raise typer.BadParameter(
-                f"with {len(inputs)} inputs, OUTPUT must be an existing directory; "
-                f"'{output}' is not one", param_hint="'-o' / '--output'")
-        elif not (output.parent if str(output.parent) else Path(".")).is_dir():
-            raise typer.BadParameter(f"the directory of '{output}' does not exist",
-                                     param_hint="'-o' / '--output'")
+                f"cannot tell the output format from '{output}': give it a .png or .kmq "
+                f"extension, or choose with --format png|kmq", param_hint="'-o' / '--output'")
+    fmt = fmt or OutputFormat.png
     jobs = [(src, output if output is not None and out_dir is None
-             else default_output(src, out_dir)) for src in inputs]
-    code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet)
+             else default_output(src, out_dir, fmt)) for src in inputs]
+    code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
+                     fmt=fmt)
     raise typer.Exit(code)
+
+
+def _check_output_option(output: Path | None, n_inputs: int) -> Path | None:
+    """The output directory, if ``output`` is one; usage errors for a bad ``-o``."""
+    if output is None:
+        return None
+    if output.is_dir():
+        return output
+    if n_inputs > 1:
+        raise typer.BadParameter(
+            f"with {n_inputs} inputs, OUTPUT must be an existing directory; "
+            f"'{output}' is not one", param_hint="'-o' / '--output'")
+    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise typer.BadParameter(f"the directory of '{output}' does not exist",
+                                 param_hint="'-o' / '--output'")
+    return None
+
+
+@app.command(help=_DECOMPRESS_HELP, epilog=EXIT_CODES_HELP)
+def decompress(
+    inputs: list[Path] = typer.Argument(
+        ..., metavar="INPUT", show_default=False,
+        help=".kmq files to decompress (written by 'kmq compress --format kmq' or kmq.save)."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", metavar="OUTPUT", show_default=False,
+        help="Output image file (only with one INPUT), its format chosen by its extension, or "
+             "an existing directory to write every output into as '<name>.png'. Default: "
+             "beside each input, '<name>.png'."),
+    force: bool = typer.Option(False, "--force", "-f",
+                               help="Overwrite existing output files (an input file is never "
+                                    "overwritten)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q",
+                               help="No progress display (it is shown only on a terminal anyway); "
+                                    "warnings, errors and the table are still printed."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
+                                   help="Refuse (exit 4) an input stating more pixels than this."),
+) -> None:
+    """``kmq decompress``: see ``_DECOMPRESS_HELP``."""
+    out_dir = _check_output_option(output, len(inputs))
+    fmt = "PNG"
+    if output is not None and out_dir is None:
+        fmt = image_format(output)
+        if fmt is None:
+            raise typer.BadParameter(
+                f"cannot tell the image format from '{output}': give it an extension of a "
+                f"format Pillow writes (.png, .gif, .webp, .bmp, .tif, .jpg, ...)",
+                param_hint="'-o' / '--output'")
+    jobs = [(src, output if output is not None and out_dir is None
+             else default_decompressed(src, out_dir)) for src in inputs]
+
+    def work(source: Path, target: Path, reporter: _Reporter) -> DecompressedRow:
+        return decompress_file(source, target, fmt=fmt, force=force, max_pixels=max_pixels,
+                               reporter=reporter)
+
+    rows, code = _run_jobs(jobs, work, quiet=quiet,
+                           precheck=lambda source: _check_kmq_input(source, max_pixels))
+    if rows:
+        _print_decompress_table(rows)
+    _summary(rows, len(jobs))
+    raise typer.Exit(code)
+
+
+@app.command(help=_INFO_HELP, epilog=EXIT_CODES_HELP)
+def info(
+    files: list[Path] = typer.Argument(..., metavar="FILE", show_default=False,
+                                       help=".kmq files to describe."),
+) -> None:
+    """``kmq info``: see ``_INFO_HELP``."""
+    first_failure = EXIT_OK
+    printed = 0
+    for path in files:
+        try:
+            header = read_kmq_header(path)
+        except KmqError as exc:
+            typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+            first_failure = first_failure or exit_code(exc)
+            continue
+        if printed:
+            typer.echo("")
+        typer.echo("\n".join(header_lines(path, header)))
+        printed += 1
+    if printed < len(files) and len(files) > 1:
+        typer.echo(f"kmq: {len(files) - printed} of {len(files)} files failed", err=True)
+    raise typer.Exit(first_failure)
 
 
 @app.command(help=_DEMO_HELP, epilog=EXIT_CODES_HELP)
@@ -420,6 +772,7 @@ def main() -> None:
         sys.exit(EXIT_INTERNAL)
 
 
-__all__ = ["EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_READ", "EXIT_TOO_LARGE",
-           "EXIT_USAGE", "app", "compress_file", "default_output", "exit_code", "main",
-           "run_batch"]
+__all__ = ["EXIT_CORRUPT", "EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_READ",
+           "EXIT_TOO_LARGE", "EXIT_USAGE", "OutputFormat", "app", "compress_file",
+           "decompress_file", "default_decompressed", "default_output", "encode_image",
+           "exit_code", "image_format", "main", "read_kmq_header", "run_batch"]

@@ -27,10 +27,11 @@ PARALLEL_MIN_POINTS = 100_000
 
 
 def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, max_drift,
-           second_drift, argmax_drift) -> int:
-    """Run the assignment kernel, on one thread for small point sets (see ``_k.assign``)."""
+           second_drift, argmax_drift, *, parallel: bool = True) -> int:
+    """Run the assignment kernel, on one thread for small point sets or when ``parallel`` is
+    False (see ``_k.assign``)."""
     threads = numba.get_num_threads()
-    if len(points) < PARALLEL_MIN_POINTS and threads > 1:
+    if (not parallel or len(points) < PARALLEL_MIN_POINTS) and threads > 1:
         numba.set_num_threads(1)
     try:
         return _k.assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
@@ -78,7 +79,8 @@ def _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty) ->
 
 def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
            labels: np.ndarray | None = None, tol: float = 1e-4, max_iter: int = 300,
-           progress: Progress | None = None, stage: str = "kmeans") -> KMeansResult:
+           progress: Progress | None = None, stage: str = "kmeans",
+           parallel: bool = True) -> KMeansResult:
     """Weighted Lloyd iterations from ``centers`` until convergence.
 
     Parameters
@@ -93,6 +95,9 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
     max_iter : int
     progress : callable(stage, fraction) -> bool, optional
         Called after every iteration; returning True cancels (:class:`CancelledError`).
+    parallel : bool
+        Let a large assignment use several threads. Pass False when the caller already runs
+        several k-means at once in threads (numba's thread pool is not re-entrant).
 
     Examples
     --------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +16,8 @@ from kmq._kernels import kmeans as _kk
 from kmq.histogram import ColorHistogram, color_table, gather
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
-from kmq.remap import check_palette, nearest, remap_array
+from kmq.metrics import psnr_from_mse
+from kmq.remapping import check_palette, nearest, remap_array
 from kmq.seeding import as_rng, kmeans_plus_plus
 
 K_MIN, K_MAX = 2, 256
@@ -89,11 +92,6 @@ class Quantized:
         return im
 
 
-def psnr_from_mse(mse: float) -> float:
-    """PSNR in dB for 8-bit data: ``10 log10(255**2 / mse)``."""
-    return math.inf if mse <= 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not K_MIN <= k <= K_MAX:
         raise ValueError(f"expected k, the number of colors, to be an int in {K_MIN}..{K_MAX}; "
@@ -134,13 +132,16 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
     cells = _cells(hist, points, weights, k)
     if cells is not None:
         (work_points, work_weights, member), (seed_points, seed_weights, _) = cells
-    best = None
-    for _ in range(n_init):
-        seeds = kmeans_plus_plus(seed_points, seed_weights, k, rng)
-        run = kmeans(work_points, work_weights, seeds, tol=tol, max_iter=max_iter,
-                     progress=progress)
-        if best is None or run.objective < best.objective:
-            best = run
+    seeds = [kmeans_plus_plus(seed_points, seed_weights, k, rng) for _ in range(n_init)]
+
+    def run(init: np.ndarray):
+        return kmeans(work_points, work_weights, init, tol=tol, max_iter=max_iter,
+                      progress=progress, parallel=False)
+
+    # the runs are independent and the kernels release the GIL: one thread per core
+    with ThreadPoolExecutor(max_workers=max(1, min(n_init, os.cpu_count() or 1))) as pool:
+        runs = list(pool.map(run, seeds))
+    best = min(runs, key=lambda r: r.objective)  # ties: the first seed's run
     best = refine_by_swaps(work_points, work_weights, best, tol=tol, max_iter=max_iter,
                            progress=progress)
     best = refine_by_moves(work_points, work_weights, best, tol=tol, max_iter=max_iter)
@@ -232,4 +233,4 @@ def remap(image, palette, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     return remap_array(as_rgb(image, max_pixels=max_pixels), pal)
 
 
-__all__ = ["Quantized", "fit", "psnr_from_mse", "quantize", "remap"]
+__all__ = ["Quantized", "fit", "quantize", "remap"]

@@ -415,20 +415,48 @@ def decode(data: bytes | bytearray | memoryview, *,
 
 # --- files ---------------------------------------------------------------------------------------
 
-def save(path: str | os.PathLike, palette: np.ndarray, indices: np.ndarray, *,
+def save(path: str | os.PathLike, palette, indices: np.ndarray | None = None, *,
          overwrite: bool = False) -> int:
     """Write a .kmq file atomically; returns its size in bytes.
+
+    Parameters
+    ----------
+    path : str or path-like
+    palette : ndarray of uint8, shape (K, 3), or a quantization result
+        The palette, or an object with ``.palette`` and ``.indices`` (a :class:`kmq.Quantized`),
+        in which case ``indices`` is not given.
+    indices : ndarray of uint8 or uint16, shape (H, W)
+        Palette index of every pixel (with a palette only).
+    overwrite : bool
+        Replace an existing file; without it an existing ``path`` raises
+        :class:`~kmq.errors.OutputExistsError` and is left untouched.
 
     Raises
     ------
     OutputExistsError
         ``path`` exists and ``overwrite`` is false.
     TypeError, ValueError
-        As :func:`encode`.
+        As :func:`encode`; also a quantization result given together with ``indices``, or a
+        palette given without them.
 
     Examples
     --------
-    >>> import tempfile, numpy as np
+    A quantization result, as ``kmq.save`` (this function) and ``kmq.load``:
+
+    >>> import tempfile, numpy as np, kmq
+    >>> from skimage import data
+    >>> q = kmq.quantize(data.chelsea()[:64, :96], 16)
+    >>> path = tempfile.mkdtemp() + "/cat.kmq"
+    >>> kmq.save(path, q) == len(open(path, "rb").read())
+    True
+    >>> back = kmq.load(path)
+    >>> np.array_equal(back.palette, q.palette), np.array_equal(back.indices, q.indices)
+    (True, True)
+    >>> np.array_equal(back.to_rgb(), q.palette[q.indices])
+    True
+
+    A palette and an index map:
+
     >>> from kmq.codecs.container import load, save
     >>> path = tempfile.mkdtemp() + "/flag.kmq"
     >>> indices = np.repeat(np.arange(3, dtype=np.uint8), 4)[None, :].repeat(5, axis=0)
@@ -438,12 +466,34 @@ def save(path: str | os.PathLike, palette: np.ndarray, indices: np.ndarray, *,
     >>> load(path).indices.shape
     (5, 12)
     """
+    if not isinstance(palette, np.ndarray) and hasattr(palette, "palette") and hasattr(
+            palette, "indices"):
+        if indices is not None:
+            raise TypeError(f"expected either a quantization result or a palette and indices; "
+                            f"got a {type(palette).__name__} and indices")
+        palette, indices = palette.palette, palette.indices
+    elif indices is None:
+        raise TypeError(f"expected a quantization result (with .palette and .indices) or a "
+                        f"palette and indices; got a {type(palette).__name__} and no indices")
     data = encode(palette, indices)
     return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
 
 
 def load(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Read and decode a .kmq file (the header is checked before the rest is read).
+
+    Parameters
+    ----------
+    path : str or path-like
+    max_pixels : int
+        Refuse (:class:`~kmq.errors.CorruptFileError`) a file stating more pixels, before
+        reading its payload.
+
+    Returns
+    -------
+    Decoded
+        ``.palette`` (K, 3) uint8, ``.indices`` (H, W) in the dtype they were saved from, and
+        ``.to_rgb()``; see :func:`save` for an example.
 
     Raises
     ------

@@ -39,7 +39,7 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.remap import nearest
+    >>> from kmq.remapping import nearest
     >>> nearest(np.array([[0, 0, 0], [90, 90, 90.0]]), np.array([[100, 100, 100], [0, 0, 10.0]]))
     array([1, 0], dtype=int32)
     """

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import kmq
-from kmq.remap import nearest
+from kmq.remapping import nearest
 from naive import nearest as naive_nearest
 
 
@@ -44,3 +44,9 @@ def test_remap_accepts_lists_and_pil_images(small_photo):
 def test_remap_rejects_bad_palettes(small_photo, bad):
     with pytest.raises(ValueError, match="palette"):
         kmq.remap(small_photo, bad)
+
+
+def test_kmq_remap_stays_the_function_after_the_engine_is_imported(small_photo):
+    import kmq.pipeline  # importing a submodule once shadowed kmq.remap
+
+    assert callable(kmq.remap) and callable(kmq.quantize)
