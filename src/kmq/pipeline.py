@@ -114,7 +114,7 @@ def _cells(hist: ColorHistogram, points: np.ndarray, weights: np.ndarray, k: int
 
 
 def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
-        n_init: int = 3, progress: Progress | None = None):
+        n_init: int = 4, progress: Progress | None = None):
     """Fit ``k`` centers to a color histogram; returns the k-means result on its distinct colors.
 
     Lloyd's algorithm stops in a local minimum that depends on its seeds, so: ``n_init`` greedy
