@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -34,6 +35,16 @@ class ColorHistogram:
     def n_pixels(self) -> int:
         """Number of pixels the histogram counts."""
         return int(self.counts.sum())
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        """The colors as float64 (N, 3): k-means works on these (computed once)."""
+        return self.colors.astype(np.float64)
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """The counts as float64 (N,) (computed once)."""
+        return self.counts.astype(np.float64)
 
     @property
     def keys(self) -> np.ndarray:

@@ -125,8 +125,7 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
     it. Needs ``len(hist) > k``.
     """
     rng = as_rng(seed)
-    points = hist.colors.astype(np.float64)
-    weights = hist.counts.astype(np.float64)
+    points, weights = hist.points, hist.weights
     work_points, work_weights, member = points, weights, None
     seed_points, seed_weights = points, weights
     cells = _cells(hist, points, weights, k)
@@ -194,8 +193,7 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         from kmq.errors import CancelledError
 
         raise CancelledError("cancelled after the histogram")
-    points = hist.colors.astype(np.float64)
-    weights = hist.counts.astype(np.float64)
+    points, weights = hist.points, hist.weights
     n_iter, converged = 0, True
     if len(hist) <= k:
         pal = hist.colors.copy()
