@@ -319,7 +319,7 @@ def test_library_progress_reaches_the_reporter(image_folder, tmp_path):
 
 def test_every_command_and_option_has_help():
     group = get_command(cli.app)
-    assert set(group.commands) == {"compress", "decompress", "info", "demo"}
+    assert set(group.commands) == {"compress", "decompress", "info", "demo", "palette"}
     for name, command in group.commands.items():
         result = run(name, "--help")
         assert result.exit_code == 0

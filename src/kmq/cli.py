@@ -20,6 +20,13 @@ Commands
 ``kmq info FILE.kmq...``
     The header of each .kmq file, its bits per pixel and its compression ratio against raw
     24-bit RGB, from the 32 header bytes and the file's size only (the payload is not read).
+``kmq palette INPUT [-k K] [--format text|json|css|gpl|png] [-o OUTPUT] [--seed N] [--force]
+[--max-pixels N]``
+    The K dominant colors of an image (k-means clusters, 8 by default) with their shares of the
+    pixels, largest first: as text (hex and percent), JSON, CSS custom properties, a GIMP
+    palette, or a PNG strip of swatches as wide as their shares. Text formats go to stdout
+    unless ``-o`` is given; the format follows ``-o``'s extension (.txt, .json, .css, .gpl,
+    .png) unless ``--format`` says otherwise.
 ``kmq demo [-o DIR] [-k K]``
     Compresses three sample photographs that ship with scikit-image.
 
@@ -44,7 +51,9 @@ Exit codes
 6  a .kmq input is corrupt: truncated, damaged, or not a .kmq file
    (:class:`kmq.CorruptFileError`)
 
-With several inputs every one is attempted; the exit code is that of the first failure. Set
+``kmq palette`` uses the same codes (3 and 4 for its input, 5 for ``-o``, 1 if it cannot be
+written). With several inputs every one is attempted; the exit code is that of the first
+failure. Set
 ``KMQ_DEBUG=1`` to get a traceback instead of a one-line message for an unexpected error.
 """
 
@@ -70,6 +79,7 @@ from kmq.errors import (
     OutputExistsError,
 )
 from kmq.io import DEFAULT_MAX_PIXELS
+from kmq.palettes import PaletteFormat
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -112,7 +122,7 @@ EXIT_CODES_HELP = (
 app = typer.Typer(
     name="kmq",
     help="Compress images by k-means color quantization into indexed PNG or .kmq files; "
-         "decompress and inspect .kmq files.",
+         "decompress and inspect .kmq files; extract an image's dominant colors.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -738,6 +748,87 @@ def info(
     raise typer.Exit(first_failure)
 
 
+_PALETTE_HELP = (
+    "Print or write the K dominant colors of INPUT with their shares of the pixels, largest "
+    "first."
+    "\n\n"
+    "The colors are the k-means clusters of 'kmq compress' (the same K and seed give the same "
+    "colors). Formats: text (#rrggbb and percent per line), json (a list of {hex, rgb, share}), "
+    "css (custom properties --kmq-color-1 ...), gpl (a GIMP palette, also read by Inkscape and "
+    "Krita) and png (a strip of swatches, each as wide as its share; needs -o). Text formats "
+    "go to stdout unless -o is given. Outputs are written atomically and never replace an "
+    "existing file without --force."
+)
+
+
+@app.command(help=_PALETTE_HELP, epilog=EXIT_CODES_HELP)
+def palette(
+    source: Path = typer.Argument(..., metavar="INPUT", show_default=False,
+                                  help="Image file: any format Pillow reads."),
+    k: int = typer.Option(8, "-k", "--colors", min=2, max=256, metavar="K",
+                          help="Number of colors, 2..256 (fewer if the image has fewer)."),
+    output_format: PaletteFormat | None = typer.Option(
+        None, "--format", "-F", case_sensitive=False, show_default=False,
+        help="text, json, css, gpl or png. Default: from OUTPUT's extension (.txt, .json, "
+             ".css, .gpl, .png), else text."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", metavar="OUTPUT", show_default=False,
+        help="Write to this file instead of stdout (required for png)."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N",
+                             help="Random seed; the same input, K and seed give the same colors."),
+    force: bool = typer.Option(False, "--force", "-f",
+                               help="Overwrite OUTPUT if it exists (never the input)."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
+                                   help="Refuse (exit 4) an input with more pixels than this."),
+) -> None:
+    """``kmq palette``: see ``_PALETTE_HELP``."""
+    from kmq import palettes
+
+    fmt = output_format
+    if fmt is None and output is not None:
+        fmt = palettes.EXTENSIONS.get(output.suffix.lower())
+        if fmt is None:
+            raise typer.BadParameter(
+                f"cannot tell the format from '{output}': give it a .txt, .json, .css, .gpl or "
+                f".png extension, or choose with --format", param_hint="'-o' / '--output'")
+    fmt = PaletteFormat(fmt or PaletteFormat.text)
+    if fmt is PaletteFormat.png and output is None:
+        raise typer.BadParameter("the png format is written to a file: give -o OUTPUT.png",
+                                 param_hint="'--format'")
+    if output is not None and _check_output_option(output, 1) is not None:
+        raise typer.BadParameter(f"'{output}' is a directory; give a file name",
+                                 param_hint="'-o' / '--output'")
+    try:
+        if output is not None:
+            if _same_file(output, source):
+                raise OutputExistsError(f"{output}: is the input file; refusing to overwrite it")
+            if not force and output.exists():
+                raise OutputExistsError(f"{output}: exists (use --force to overwrite)")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            colors, shares = palettes.dominant_colors(source, k, seed=seed,
+                                                      max_pixels=max_pixels)
+        for message in dict.fromkeys(_one_line(w.message) for w in caught):
+            typer.echo(f"kmq: warning: {message}", err=True)
+        if fmt is PaletteFormat.png:
+            data = palettes.swatches_png(colors, shares)
+        else:
+            data = palettes.format_palette(colors, shares, fmt, name=source.stem).encode()
+        if output is None:
+            typer.echo(data.decode(), nl=False)
+        else:
+            from kmq.io import write_atomic
+
+            try:
+                write_atomic(output, lambda fh: fh.write(data), overwrite=force)
+            except OSError as exc:
+                raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
+    except (KmqError, _WriteError) as exc:
+        typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+        raise typer.Exit(exit_code(exc)) from None
+    raise typer.Exit(EXIT_OK)
+
+
 @app.command(help=_DEMO_HELP, epilog=EXIT_CODES_HELP)
 def demo(
     output: Path = typer.Option(
@@ -775,4 +866,4 @@ def main() -> None:
 __all__ = ["EXIT_CORRUPT", "EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_READ",
            "EXIT_TOO_LARGE", "EXIT_USAGE", "OutputFormat", "app", "compress_file",
            "decompress_file", "default_decompressed", "default_output", "encode_image",
-           "exit_code", "image_format", "main", "read_kmq_header", "run_batch"]
+           "exit_code", "image_format", "main", "palette", "read_kmq_header", "run_batch"]

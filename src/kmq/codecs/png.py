@@ -14,6 +14,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from kmq.codecs._common import check_indexed
 from kmq.io import write_atomic
 
 #: Most colors an indexed PNG holds.
@@ -21,20 +22,8 @@ MAX_COLORS = 256
 
 
 def _check(palette, indices) -> tuple[np.ndarray, np.ndarray]:
-    palette = np.asarray(palette)
-    indices = np.asarray(indices)
-    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != 3 or not (
-            1 <= len(palette) <= MAX_COLORS):
-        raise ValueError(f"expected palette to be a (K, 3) uint8 array with 1 <= K <= "
-                         f"{MAX_COLORS}; got shape {palette.shape} and dtype {palette.dtype}")
-    if indices.ndim != 2 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
-        raise ValueError(f"expected indices to be a non-empty (H, W) integer array; "
-                         f"got shape {indices.shape} and dtype {indices.dtype}")
-    low, high = int(indices.min()), int(indices.max())
-    if low < 0 or high >= len(palette):
-        raise ValueError(f"expected indices in 0..{len(palette) - 1} (the palette has "
-                         f"{len(palette)} colors); got values in {low}..{high}")
-    return palette, np.ascontiguousarray(indices, dtype=np.uint8)
+    palette, indices = check_indexed(palette, indices, MAX_COLORS)
+    return palette, indices.astype(np.uint8, copy=False)
 
 
 def to_pil(palette, indices) -> Image.Image:

@@ -1,0 +1,89 @@
+"""GIF of a palette and an index map, written by Pillow with the exact palette.
+
+The image is handed to Pillow as a palette (mode ``P``) image, so nothing is re-quantized or
+dithered: the file's color table holds the K colors in their order (padded with black to the next
+power of two, as GIF requires) and every pixel keeps its index. Pillow's palette optimization is
+off, and nothing varying (no timestamps, no comments) is written, so the same palette and indices
+always give the same bytes. A single frame, no transparency.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from kmq.codecs._common import check_indexed
+from kmq.io import write_atomic
+
+#: Most colors a GIF color table holds.
+MAX_COLORS = 256
+
+
+def to_pil(palette, indices) -> Image.Image:
+    """A Pillow mode ``P`` image with exactly ``len(palette)`` palette entries."""
+    palette, indices = check_indexed(palette, indices, MAX_COLORS)
+    height, width = indices.shape
+    im = Image.frombytes("P", (width, height), indices.astype(np.uint8).tobytes())
+    im.putpalette(palette.tobytes(), rawmode="RGB")
+    return im
+
+
+def encode_gif(palette, indices) -> bytes:
+    """Encode a palette and an index map as a GIF.
+
+    Parameters
+    ----------
+    palette : ndarray of uint8, shape (K, 3), 1 <= K <= 256
+    indices : ndarray of integers, shape (H, W), values in 0..K-1
+
+    Returns
+    -------
+    bytes
+        The GIF file; identical for identical arguments.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> from kmq.codecs.gif import encode_gif
+    >>> palette = np.array([[0, 0, 0], [255, 128, 0], [9, 99, 199]], np.uint8)
+    >>> indices = np.array([[0, 1, 2], [2, 1, 0]])
+    >>> im = Image.open(io.BytesIO(encode_gif(palette, indices)))
+    >>> im.mode, im.size, np.asarray(im).tolist()
+    ('P', (3, 2), [[0, 1, 2], [2, 1, 0]])
+    """
+    im = to_pil(palette, indices)
+    buf = io.BytesIO()
+    im.save(buf, format="GIF", optimize=False)
+    return buf.getvalue()
+
+
+def save_gif(path: str | os.PathLike, palette, indices, *, overwrite: bool = False) -> int:
+    """Write a GIF atomically (temporary file, then rename); returns its size in bytes.
+
+    Parameters
+    ----------
+    path : str or path-like
+    palette, indices
+        As for :func:`encode_gif`.
+    overwrite : bool
+        Replace an existing file; without it an existing ``path`` raises
+        :class:`kmq.OutputExistsError` and is left untouched.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from kmq.codecs.gif import save_gif
+    >>> path = tempfile.mkdtemp() + "/two.gif"
+    >>> n = save_gif(path, np.array([[0, 0, 0], [9, 9, 9]], np.uint8), np.eye(4, dtype=int))
+    >>> n == len(open(path, "rb").read())
+    True
+    """
+    data = encode_gif(palette, indices)
+    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
+
+
+__all__ = ["MAX_COLORS", "encode_gif", "save_gif", "to_pil"]

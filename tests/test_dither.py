@@ -1,0 +1,195 @@
+"""Floyd-Steinberg dithering: the kernel against the textbook reference; what dithering is for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.filters import gaussian
+
+import kmq
+from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
+from kmq.dither import dither, floyd_steinberg
+from kmq.remapping import nearest
+from naive_dither import floyd_steinberg as naive_floyd_steinberg
+
+SHAPES = [(1, 1), (1, 7), (6, 1), (2, 2), (9, 13), (12, 5)]
+
+
+def _random_case(seed: int, shape: tuple[int, int], k: int, space: str):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+    palette = rng.integers(0, 256, (k, 3)).astype(np.uint8)
+    return to_working(rgb, space), to_working(palette, space)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("strength", [1.0, 0.75, 0.3])
+@pytest.mark.parametrize("clip", [False, True])
+def test_kernel_equals_textbook_reference_on_random_images(space, strength, clip):
+    bounds = gamut_bounds(space) if clip else None
+    for i, shape in enumerate(SHAPES):
+        for k in (1, 2, 5, 33):
+            points, palette = _random_case(100 * i + k, shape, k, space)
+            got = floyd_steinberg(points, palette, strength=strength, bounds=bounds)
+            expected = naive_floyd_steinberg(points, palette, strength, bounds)
+            np.testing.assert_array_equal(got, expected, err_msg=f"{shape} K={k}")
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_kernel_equals_reference_on_a_photo_with_a_large_palette(small_photo, space):
+    """Many colors and a real image: the accelerated search must still be the exact argmin."""
+    rng = np.random.default_rng(11)
+    crop = small_photo[:40, :50]
+    palette = to_working(rng.integers(0, 256, (200, 3)).astype(np.uint8), space)
+    points = to_working(crop, space)
+    np.testing.assert_array_equal(floyd_steinberg(points, palette),
+                                  naive_floyd_steinberg(points, palette))
+    # and what dither() does: clipped to the space's sRGB range
+    np.testing.assert_array_equal(dither(crop, from_srgb8(palette, space), space=space),
+                                  naive_floyd_steinberg(points, to_working(
+                                      from_srgb8(palette, space), space), 1.0,
+                                      gamut_bounds(space)))
+
+
+def from_srgb8(points, space):
+    return np.clip(np.rint(from_working(points, space)), 0, 255).astype(np.uint8)
+
+
+def test_clipping_changes_the_result_where_the_image_leaves_the_palette(small_photo):
+    """A palette of dark colors only: unclipped error piles up in the bright areas."""
+    palette = np.array([[0, 0, 0], [60, 40, 30], [90, 90, 90]], np.float64)
+    points = small_photo.astype(np.float64)
+    free = floyd_steinberg(points, palette)
+    clipped = floyd_steinberg(points, palette, bounds=gamut_bounds("srgb"))
+    assert (free != clipped).mean() > 0.05
+    np.testing.assert_array_equal(
+        clipped, naive_floyd_steinberg(points, palette, 1.0, gamut_bounds("srgb")))
+
+
+def test_ties_go_to_the_lower_index_like_the_reference():
+    """Duplicated palette rows tie on every pixel that picks them."""
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 256, (6, 3)).astype(np.float64)
+    palette = np.concatenate([base, base[::-1], base])  # each color three times
+    points = rng.integers(0, 256, (10, 11, 3)).astype(np.float64)
+    for strength in (0.0, 1.0):
+        got = floyd_steinberg(points, palette, strength=strength)
+        np.testing.assert_array_equal(got, naive_floyd_steinberg(points, palette, strength))
+        assert got.max() < 6  # only first occurrences are ever chosen
+
+
+def test_more_than_256_colors_give_uint16_indices_equal_to_the_reference():
+    points, palette = _random_case(5, (7, 9), 300, "oklab")
+    got = floyd_steinberg(points, palette)
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, naive_floyd_steinberg(points, palette))
+    assert floyd_steinberg(points, palette[:256]).dtype == np.uint8
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_strength_zero_is_plain_nearest_color_remap(small_photo, space):
+    rng = np.random.default_rng(4)
+    palette = to_working(rng.integers(0, 256, (24, 3)).astype(np.uint8), space)
+    points = to_working(small_photo, space)
+    got = floyd_steinberg(points, palette, strength=0.0)
+    expected = nearest(points.reshape(-1, 3), palette).reshape(small_photo.shape[:2])
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("space", "white_share"), [
+    ("srgb", 128 / 255),                                    # the encoded value itself
+    ("linear", to_working(np.uint8([128] * 3), "linear")[0] / 255),  # 0.2158: light mixes
+    ("oklab", to_working(np.uint8([128] * 3), "oklab")[0] / 255),    # L = 0.5999
+])
+def test_flat_mid_gray_on_black_and_white_mixes_to_its_value(space, white_share):
+    """Error diffusion keeps the mean: the share of white pixels is the gray's position between
+    black and white in the working space (up to the error lost at the image's edges)."""
+    gray = np.full((96, 96, 3), 128, np.uint8)
+    idx = dither(gray, np.array([[0, 0, 0], [255, 255, 255]], np.uint8), space=space)
+    assert abs(idx.mean() - white_share) < 0.01
+    if space == "srgb":
+        assert abs(idx.mean() - 0.5) < 0.01
+
+
+def test_flat_gray_is_a_fine_pattern_not_bands():
+    gray = np.full((64, 64, 3), 128, np.uint8)
+    idx = dither(gray, np.array([[0, 0, 0], [255, 255, 255]], np.uint8)).astype(float)
+    # every 4x4 block holds about half white: the error does not pile up into regions
+    blocks = idx.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+    assert blocks.min() >= 0.25 and blocks.max() <= 0.75
+
+
+@pytest.fixture(scope="module")
+def astronaut_k8(astronaut):
+    return kmq.quantize(astronaut, 8, seed=0)
+
+
+def _blurred_mse(image, reference, space):
+    """MSE after a Gaussian low-pass (sigma 2 px), both images taken into ``space`` first:
+    what is left of the error when seen from a distance. In "linear" the blur mixes light as
+    the eye does."""
+    def blur(rgb):
+        return gaussian(to_working(rgb, space), sigma=2.0, channel_axis=-1, preserve_range=True)
+    return float(np.mean((blur(image) - blur(reference)) ** 2))
+
+
+@pytest.fixture(scope="module")
+def astronaut_dithered(astronaut, astronaut_k8):
+    palette = astronaut_k8.palette
+    return {space: palette[dither(astronaut, palette, space=space)] for space in SPACES}
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_dithering_lowers_the_error_seen_from_a_distance(astronaut, astronaut_k8,
+                                                         astronaut_dithered, space):
+    """What dithering is for: low-pass filtered in linear light, a dithered image (in any
+    working space) is much closer to the original than the nearest-color one."""
+    plain = astronaut_k8.palette[kmq.remap(astronaut, astronaut_k8.palette)]
+    dithered = astronaut_dithered[space]
+    assert _blurred_mse(dithered, astronaut, "linear") < 0.8 * _blurred_mse(
+        plain, astronaut, "linear")
+    # ... while pixel by pixel it is further away, as expected
+    assert np.mean((dithered.astype(float) - astronaut) ** 2) > np.mean(
+        (plain.astype(float) - astronaut) ** 2)
+
+
+def test_each_space_keeps_its_own_local_means(astronaut, astronaut_k8, astronaut_dithered):
+    """Dithering in sRGB lowers the sRGB-blurred error; dithering in linear light gives the
+    lowest linear-light-blurred error of the three spaces."""
+    plain = astronaut_k8.palette[kmq.remap(astronaut, astronaut_k8.palette)]
+    assert _blurred_mse(astronaut_dithered["srgb"], astronaut, "srgb") < 0.9 * _blurred_mse(
+        plain, astronaut, "srgb")
+    linear_errors = {space: _blurred_mse(img, astronaut, "linear")
+                     for space, img in astronaut_dithered.items()}
+    assert min(linear_errors, key=linear_errors.get) == "linear"
+
+
+def test_dither_is_deterministic_and_equals_the_working_space_call(small_photo):
+    palette = np.random.default_rng(8).integers(0, 256, (16, 3)).astype(np.uint8)
+    a = dither(small_photo, palette, space="oklab", strength=0.8)
+    b = dither(small_photo, palette, space="oklab", strength=0.8)
+    np.testing.assert_array_equal(a, b)
+    c = floyd_steinberg(to_working(small_photo, "oklab"), to_working(palette, "oklab"),
+                        strength=0.8, bounds=gamut_bounds("oklab"))
+    np.testing.assert_array_equal(a, c)
+
+
+def test_bad_arguments_say_what_was_expected():
+    img = np.zeros((2, 2, 3))
+    pal = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"strength to be a number in 0\.\.1; got 1\.5"):
+        floyd_steinberg(img, pal, strength=1.5)
+    with pytest.raises(ValueError, match=r"strength .* got True"):
+        floyd_steinberg(img, pal, strength=True)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) image .* got shape \(4, 3\)"):
+        floyd_steinberg(np.zeros((4, 3)), pal)
+    with pytest.raises(ValueError, match=r"palette of shape \(K, 3\) .* got shape \(0, 3\)"):
+        floyd_steinberg(img, np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="finite points"):
+        floyd_steinberg(np.full((2, 2, 3), np.nan), pal)
+    with pytest.raises(ValueError, match="low <= high"):
+        floyd_steinberg(img, pal, bounds=([0, 0, 0], [1, -1, 1]))
+    with pytest.raises(ValueError, match="bounds to be"):
+        floyd_steinberg(img, pal, bounds=[0, 255])
+    with pytest.raises(ValueError, match="color space"):
+        dither(np.zeros((2, 2, 3), np.uint8), pal.astype(np.uint8), space="hsv")
