@@ -51,6 +51,21 @@ class KMeansResult:
     converged: bool
 
 
+def grid_guess(points: np.ndarray, centers: np.ndarray, cells: int = 8) -> np.ndarray:
+    """A cheap first guess of each point's nearest center: the center nearest to the middle of
+    its cell in a ``cells``-cubed grid over the points' bounding box (any guess is correct for
+    :func:`assign`; a close one makes its first pass fast)."""
+    low = points.min(axis=0)
+    step = np.maximum(points.max(axis=0) - low, 1e-12) / cells
+    axis = (np.arange(cells) + 0.5)
+    mids = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    mids = low + mids * step
+    d2 = ((mids[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    best = np.argmin(d2, axis=1).astype(np.int32)
+    cell = np.clip(((points - low) / step).astype(np.int64), 0, cells - 1)
+    return best[(cell[:, 0] * cells + cell[:, 1]) * cells + cell[:, 2]]
+
+
 def _drift_stats(drift: np.ndarray) -> tuple[float, float, int]:
     if len(drift) == 1:
         return float(drift[0]), 0.0, 0
@@ -116,7 +131,7 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
         raise ValueError(f"expected 1 <= number of centers <= number of points ({n}); got {k}")
     if tol < 0 or max_iter < 1:
         raise ValueError(f"expected tol >= 0 and max_iter >= 1; got tol={tol}, max_iter={max_iter}")
-    labels = (np.zeros(n, np.int32) if labels is None
+    labels = (grid_guess(points, centers) if labels is None
               else np.array(labels, np.int32, order="C"))
     upper = np.full(n, np.inf)
     lower = np.zeros(n)

@@ -12,18 +12,7 @@ import numpy as np
 
 from kmq._kernels import kmeans as _k
 from kmq.histogram import color_table, gather
-from kmq.kmeans import assign
-
-_GRID = np.arange(16, 256, 32, dtype=np.float64)  # centers of an 8x8x8 grid of sRGB cells
-
-
-def _grid_guess(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """A cheap first guess for each color: the palette entry nearest to its sRGB grid cell."""
-    cells = np.stack(np.meshgrid(_GRID, _GRID, _GRID, indexing="ij"), axis=-1).reshape(-1, 3)
-    d2 = ((cells[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
-    best = np.argmin(d2, axis=1).astype(np.int32)
-    c = colors.astype(np.int64) >> 5
-    return best[(c[:, 0] << 6) | (c[:, 1] << 3) | c[:, 2]]
+from kmq.kmeans import assign, grid_guess
 
 
 def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
@@ -46,7 +35,7 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     points = np.ascontiguousarray(points, np.float64)
     palette = np.ascontiguousarray(palette, np.float64)
     n, k = len(points), len(palette)
-    labels = (np.zeros(n, np.int32) if guess is None
+    labels = (grid_guess(points, palette) if guess is None
               else np.array(guess, np.int32, order="C"))
     order = _k.new_order(palette)
     cc2, _ = _k.center_geometry(palette, order)
@@ -76,5 +65,5 @@ def remap_array(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
     palette = check_palette(palette)
     hist, table = color_table(rgb)
     pal = palette.astype(np.float64)
-    labels = nearest(hist.colors.astype(np.float64), pal, _grid_guess(hist.colors, pal))
+    labels = nearest(hist.points, pal)
     return gather(rgb, table, hist, labels, len(palette))
