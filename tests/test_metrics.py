@@ -170,3 +170,13 @@ def test_compression_ratio_known_values():
     assert metrics.compression_ratio(500, 250) == 0.5  # a larger output: ratio below 1
     with pytest.raises(ValueError):
         metrics.compression_ratio(0, 100)
+
+
+def test_fast_ssim_is_within_1e_5_of_the_float64_value(astronaut):
+    from kmq.metrics import ssim_indexed
+
+    rng = np.random.default_rng(4)
+    palette = rng.integers(0, 256, (32, 3), dtype=np.uint8)
+    indices = rng.integers(0, 32, astronaut.shape[:2])
+    exact = ssim_indexed(astronaut, palette, indices)
+    assert ssim_indexed(astronaut, palette, indices, fast=True) == pytest.approx(exact, abs=1e-5)

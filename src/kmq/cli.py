@@ -300,10 +300,9 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
     seconds = time.perf_counter() - start
     reporter.stage("measuring")
     n_pixels = rgb.shape[0] * rgb.shape[1]
-    mse = metrics.mse_indexed(rgb, result.palette, result.indices)
-    ssim = (metrics.ssim_indexed(rgb, result.palette, result.indices)
+    ssim = (metrics.ssim_indexed(rgb, result.palette, result.indices, fast=True)
             if min(rgb.shape[:2]) >= 7 else math.nan)
-    return Row(source=source, output=output, k=result.k, psnr=metrics.psnr_from_mse(mse),
+    return Row(source=source, output=output, k=result.k, psnr=result.psnr,
                ssim=ssim, bits_per_pixel=metrics.bits_per_pixel(n_bytes, n_pixels),
                ratio_raw=metrics.compression_ratio(n_bytes, 3 * n_pixels),
                ratio_input=metrics.compression_ratio(n_bytes, input_bytes), seconds=seconds)

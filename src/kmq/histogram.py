@@ -46,7 +46,7 @@ class ColorHistogram:
         """The counts as float64 (N,) (computed once)."""
         return self.counts.astype(np.float64)
 
-    @property
+    @cached_property
     def keys(self) -> np.ndarray:
         """The 24-bit keys of the colors (int32)."""
         c = self.colors.astype(np.int32)
@@ -76,8 +76,10 @@ def color_table(rgb: np.ndarray) -> tuple[ColorHistogram, np.ndarray]:
     per pixel (:func:`gather`) without a second pass of hashing.
     """
     table = _k.dense_counts(_pixels(rgb))
-    keys, counts = _k.nonzero_keys(table)
-    return ColorHistogram(keys_to_colors(keys), counts), table
+    keys, colors, counts = _k.nonzero_keys(table)
+    hist = ColorHistogram(colors, counts)
+    hist.__dict__["keys"] = keys  # already known: spare recomputing the cached property
+    return hist, table
 
 
 def histogram(rgb: np.ndarray) -> ColorHistogram:

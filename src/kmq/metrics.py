@@ -140,7 +140,8 @@ def psnr(a, b) -> float:
 
 
 def _ssim_strips(shape: tuple[int, ...], get_a: Callable[[int, int], np.ndarray],
-                 get_b: Callable[[int, int], np.ndarray], win_size: int) -> float:
+                 get_b: Callable[[int, int], np.ndarray], win_size: int,
+                 dtype: type = np.float64) -> float:
     """Mean SSIM as skimage computes it, evaluated over strips of rows with a halo.
 
     SSIM at a pixel depends only on the ``win_size`` x ``win_size`` window around it, so a strip
@@ -167,7 +168,8 @@ def _ssim_strips(shape: tuple[int, ...], get_a: Callable[[int, int], np.ndarray]
     for r0 in range(first, stop, rows):
         r1 = min(r0 + rows, stop)
         lo, hi = r0 - pad, r1 + pad
-        _, smap = structural_similarity(get_a(lo, hi), get_b(lo, hi), channel_axis=2,
+        _, smap = structural_similarity(get_a(lo, hi).astype(dtype), get_b(lo, hi).astype(dtype),
+                                        channel_axis=2,
                                         data_range=_DATA_RANGE, win_size=win_size, full=True)
         total += float(smap[pad:pad + (r1 - r0), pad:width - pad].sum(dtype=np.float64))
     return total / ((stop - first) * (width - 2 * pad) * shape[2])
@@ -206,8 +208,11 @@ def ssim(a, b, *, win_size: int = 7) -> float:
     return _ssim_strips(a.shape, lambda lo, hi: a[lo:hi], lambda lo, hi: b[lo:hi], win_size)
 
 
-def ssim_indexed(rgb, palette, indices, *, win_size: int = 7) -> float:
+def ssim_indexed(rgb, palette, indices, *, win_size: int = 7, fast: bool = False) -> float:
     """:func:`ssim` between ``rgb`` and ``palette[indices]``, rebuilding the latter strip by strip.
+
+    With ``fast`` the filters run in float32: about twice as fast, within about 1e-6 of the
+    float64 value (the CLI's table shows 4 decimals).
 
     Parameters
     ----------
@@ -229,7 +234,8 @@ def ssim_indexed(rgb, palette, indices, *, win_size: int = 7) -> float:
     """
     rgb, palette, indices = _check_indexed(rgb, palette, indices)
     return _ssim_strips(rgb.shape, lambda lo, hi: rgb[lo:hi],
-                        lambda lo, hi: palette[indices[lo:hi]], win_size)
+                        lambda lo, hi: palette[indices[lo:hi]], win_size,
+                        np.float32 if fast else np.float64)
 
 
 def bits_per_pixel(n_bytes: int, n_pixels: int) -> float:

@@ -25,21 +25,25 @@ def dense_counts(pixels):
 
 @jit
 def nonzero_keys(counts):
-    """The keys with a non-zero count, ascending, and their counts (int64)."""
+    """The keys with a non-zero count, ascending, their colors (uint8) and counts (int64)."""
     n = 0
     for key in range(counts.shape[0]):
         if counts[key] != 0:
             n += 1
     keys = np.empty(n, np.int32)
+    colors = np.empty((n, 3), np.uint8)
     weights = np.empty(n, np.int64)
     j = 0
     for key in range(counts.shape[0]):
         c = counts[key]
         if c != 0:
             keys[j] = key
+            colors[j, 0] = (key >> 16) & 255
+            colors[j, 1] = (key >> 8) & 255
+            colors[j, 2] = key & 255
             weights[j] = c
             j += 1
-    return keys, weights
+    return keys, colors, weights
 
 
 @jit
