@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kmq.histogram import color_table, gather, histogram, keys_to_colors, merge
+from kmq.histogram import gather, histogram, keys_to_colors, merge
 from naive import histogram as naive_histogram
 
 
@@ -22,17 +22,17 @@ def test_histogram_extremes_of_the_key_space():
 
 
 def test_gather_maps_every_pixel_through_its_color(small_photo):
-    h, table = color_table(small_photo)
+    h = histogram(small_photo)
     labels = np.arange(len(h), dtype=np.int32) % 251
-    out = gather(small_photo, table, h, labels, 251)
+    out = gather(small_photo, h, labels, 251)
     _colors, inverse = np.unique(small_photo.reshape(-1, 3), axis=0, return_inverse=True)
     assert out.dtype == np.uint8 and out.shape == small_photo.shape[:2]
     np.testing.assert_array_equal(out.ravel(), labels[inverse.ravel()])
 
 
 def test_gather_uses_uint16_above_256_labels(small_photo):
-    h, table = color_table(small_photo)
-    out = gather(small_photo, table, h, np.arange(len(h), dtype=np.int32), len(h))
+    h = histogram(small_photo)
+    out = gather(small_photo, h, np.arange(len(h), dtype=np.int32), len(h))
     assert len(h) > 256 and out.dtype == np.uint16
     np.testing.assert_array_equal(h.colors[out.ravel()], small_photo.reshape(-1, 3))
 

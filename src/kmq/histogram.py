@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from kmq._kernels import histogram as _k
+from kmq._kernels.histogram import N_KEYS
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,14 @@ class ColorHistogram:
         """Number of pixels the histogram counts."""
         return int(self.counts.sum())
 
-    @cached_property
+    @property
     def points(self) -> np.ndarray:
-        """The colors as float64 (N, 3): k-means works on these (computed once)."""
+        """The colors as float64 (N, 3), the form k-means works on (a new array each time)."""
         return self.colors.astype(np.float64)
 
-    @cached_property
+    @property
     def weights(self) -> np.ndarray:
-        """The counts as float64 (N,) (computed once)."""
+        """The counts as float64 (N,) (a new array each time)."""
         return self.counts.astype(np.float64)
 
     @cached_property
@@ -69,19 +70,6 @@ def _pixels(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb).reshape(-1, 3)
 
 
-def color_table(rgb: np.ndarray) -> tuple[ColorHistogram, np.ndarray]:
-    """The histogram of ``rgb`` and the dense 2**24 count table it was read from.
-
-    The table is kept so that labels for the distinct colors can be written into it and gathered
-    per pixel (:func:`gather`) without a second pass of hashing.
-    """
-    table = _k.dense_counts(_pixels(rgb))
-    keys, colors, counts = _k.nonzero_keys(table)
-    hist = ColorHistogram(colors, counts)
-    hist.__dict__["keys"] = keys  # already known: spare recomputing the cached property
-    return hist, table
-
-
 def histogram(rgb: np.ndarray) -> ColorHistogram:
     """Exact histogram of an (H, W, 3) uint8 image.
 
@@ -94,7 +82,12 @@ def histogram(rgb: np.ndarray) -> ColorHistogram:
     >>> h.colors.tolist(), h.counts.tolist()
     ([[0, 0, 9], [255, 0, 0]], [1, 2])
     """
-    return color_table(rgb)[0]
+    table = _k.dense_counts(_pixels(rgb))
+    keys, colors, counts = _k.nonzero_keys(table)
+    del table  # 64 MiB: free it before the (memory-hungry) fit; gather builds its own lookup
+    hist = ColorHistogram(colors, counts)
+    hist.__dict__["keys"] = keys  # already known: spare recomputing the cached property
+    return hist
 
 
 def merge(histograms: Iterable[ColorHistogram]) -> ColorHistogram:
@@ -119,13 +112,20 @@ def merge(histograms: Iterable[ColorHistogram]) -> ColorHistogram:
                                                              minlength=len(uniq)).astype(np.int64))
 
 
-def gather(rgb: np.ndarray, table: np.ndarray, hist: ColorHistogram, labels: np.ndarray,
+def gather(rgb: np.ndarray, hist: ColorHistogram, labels: np.ndarray,
            n_labels: int) -> np.ndarray:
-    """Per-pixel labels (H, W) from one label per distinct color, through the dense ``table``.
+    """Per-pixel labels (H, W) of ``rgb`` from one label per distinct color of ``hist`` (its
+    histogram), through a dense color -> label lookup table: one read per pixel.
 
-    ``table`` is overwritten (it becomes the color -> label lookup).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.histogram import gather, histogram
+    >>> img = np.array([[[9, 9, 9], [0, 0, 0], [9, 9, 9]]], np.uint8)
+    >>> gather(img, histogram(img), np.array([5, 7]), 8).tolist()
+    [[7, 5, 7]]
     """
-    lookup = table.view(np.int32)
+    lookup = np.zeros(N_KEYS, np.int32)
     _k.scatter_labels(lookup, hist.keys, labels.astype(np.int32, copy=False))
     dtype = np.uint8 if n_labels <= 256 else np.uint16
     out = np.empty(rgb.shape[0] * rgb.shape[1], dtype)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from kmq import palette as _palette
 from kmq._kernels import kmeans as _kk
-from kmq.histogram import ColorHistogram, color_table, gather
+from kmq.histogram import ColorHistogram, gather, histogram
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
 from kmq.metrics import psnr_from_mse
@@ -114,7 +114,8 @@ def _cells(hist: ColorHistogram, points: np.ndarray, weights: np.ndarray, k: int
 
 
 def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
-        n_init: int = 4, progress: Progress | None = None):
+        n_init: int = 4, progress: Progress | None = None, points: np.ndarray | None = None,
+        weights: np.ndarray | None = None):
     """Fit ``k`` centers to a color histogram; returns the k-means result on its distinct colors.
 
     Lloyd's algorithm stops in a local minimum that depends on its seeds, so: ``n_init`` greedy
@@ -122,10 +123,12 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
     moved into crowded clusters while that lowers the objective (:func:`refine_by_swaps`), then
     Hartigan's single-color moves finish (:func:`refine_by_moves`). On large histograms this
     search runs on sRGB cells (see ``_REDUCE_MIN_COLORS``) and Lloyd on the exact histogram ends
-    it. Needs ``len(hist) > k``.
+    it. Needs ``len(hist) > k``. ``points`` and ``weights``, when given, are ``hist.points`` and
+    ``hist.weights`` already made by the caller.
     """
     rng = as_rng(seed)
-    points, weights = hist.points, hist.weights
+    points = hist.points if points is None else points
+    weights = hist.weights if weights is None else weights
     work_points, work_weights, member = points, weights, None
     seed_points, seed_weights = points, weights
     cells = _cells(hist, points, weights, k)
@@ -188,7 +191,7 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     k = _check_k(k)
     rgb = as_rgb(image, max_pixels=max_pixels)
     start = time.perf_counter()
-    hist, table = color_table(rgb)
+    hist = histogram(rgb)
     if progress is not None and progress("histogram", 1.0):
         from kmq.errors import CancelledError
 
@@ -199,13 +202,15 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         pal = hist.colors.copy()
         labels = np.arange(len(hist), dtype=np.int32)
     else:
-        result = fit(hist, k, seed=seed, tol=tol, max_iter=max_iter, progress=progress)
+        result = fit(hist, k, seed=seed, tol=tol, max_iter=max_iter, progress=progress,
+                     points=points, weights=weights)
         n_iter, converged = result.n_iter, result.converged
         pal, labels = _palette.merge_duplicates(_palette.to_srgb8(result.centers), result.labels)
         labels = nearest(points, pal.astype(np.float64), labels)
     pal, labels, counts = _palette.order_by_use(pal, labels, weights)
     sse = _kk.weighted_sse(points, weights, pal.astype(np.float64), labels)
-    indices = gather(rgb, table, hist, labels, len(pal))
+    del points, weights  # the float copies are not needed for the lookup below
+    indices = gather(rgb, hist, labels, len(pal))
     return Quantized(palette=pal, indices=indices, counts=counts,
                      mse=float(sse) / (3.0 * hist.n_pixels), distinct_colors=len(hist),
                      n_iter=n_iter, converged=converged, seconds=time.perf_counter() - start,

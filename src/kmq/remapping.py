@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmq._kernels import kmeans as _k
-from kmq.histogram import color_table, gather
+from kmq.histogram import gather, histogram
 from kmq.kmeans import assign, grid_guess
 
 
@@ -63,7 +63,7 @@ def check_palette(palette) -> np.ndarray:
 def remap_array(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Index map (H, W) of an (H, W, 3) uint8 image onto a (K, 3) uint8 palette."""
     palette = check_palette(palette)
-    hist, table = color_table(rgb)
+    hist = histogram(rgb)
     pal = palette.astype(np.float64)
     labels = nearest(hist.points, pal)
-    return gather(rgb, table, hist, labels, len(palette))
+    return gather(rgb, hist, labels, len(palette))

@@ -176,42 +176,43 @@ def kmeanspp(points, weights, k, uniforms):
     return chosen
 
 
+@jit(inline="always")
+def _cell(colors, i, shift, bits):
+    return ((np.int64(colors[i, 0]) >> shift) << (2 * bits)) | (
+        (np.int64(colors[i, 1]) >> shift) << bits) | (np.int64(colors[i, 2]) >> shift)
+
+
 @jit
 def coarse_bins(colors, points, weights, shift):
     """Group colors into sRGB cubes of side ``2**shift``: each occupied cube's weighted mean of
-    ``points`` (the colors in the working space) and total weight, and every color's cube index."""
+    ``points`` (the colors in the working space) and total weight, in cube order, and every
+    color's cube index. Only a 4-byte slot per possible cube is dense; sums are kept per
+    occupied cube."""
     bits = 8 - shift
-    nbins = 1 << (3 * bits)
-    wsum = np.zeros(nbins, np.float64)
-    xsum = np.zeros((nbins, 3), np.float64)
-    keys = np.empty(colors.shape[0], np.int64)
-    for i in range(colors.shape[0]):
-        key = ((np.int64(colors[i, 0]) >> shift) << (2 * bits)) | (
-            (np.int64(colors[i, 1]) >> shift) << bits) | (np.int64(colors[i, 2]) >> shift)
-        keys[i] = key
-        w = weights[i]
-        wsum[key] += w
-        xsum[key, 0] += w * points[i, 0]
-        xsum[key, 1] += w * points[i, 1]
-        xsum[key, 2] += w * points[i, 2]
-    slot = np.full(nbins, -1, np.int64)
+    slot = np.full(1 << (3 * bits), -1, np.int32)
+    n = colors.shape[0]
+    for i in range(n):
+        slot[_cell(colors, i, shift, bits)] = 0
     m = 0
-    for key in range(nbins):
-        if wsum[key] > 0:
+    for key in range(slot.shape[0]):
+        if slot[key] == 0:
             slot[key] = m
             m += 1
-    means = np.empty((m, 3), np.float64)
-    totals = np.empty(m, np.float64)
-    for key in range(nbins):
-        s = slot[key]
-        if s >= 0:
-            totals[s] = wsum[key]
-            for c in range(3):
-                means[s, c] = xsum[key, c] / wsum[key]
-    member = np.empty(colors.shape[0], np.int32)
-    for i in range(colors.shape[0]):
-        member[i] = slot[keys[i]]
-    return means, totals, member
+    totals = np.zeros(m, np.float64)
+    sums = np.zeros((m, 3), np.float64)
+    member = np.empty(n, np.int32)
+    for i in range(n):
+        s = slot[_cell(colors, i, shift, bits)]
+        member[i] = s
+        w = weights[i]
+        totals[s] += w
+        sums[s, 0] += w * points[i, 0]
+        sums[s, 1] += w * points[i, 1]
+        sums[s, 2] += w * points[i, 2]
+    for s in range(m):
+        for c in range(3):
+            sums[s, c] /= totals[s]
+    return sums, totals, member
 
 
 @jit
