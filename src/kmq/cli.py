@@ -6,7 +6,8 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 
 Commands
 --------
-``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq] [--seed N] [--force] [--quiet]
+``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq] [--colorspace srgb|linear|oklab]
+[--seed N] [--force] [--quiet]
 [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
     ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
@@ -95,6 +96,14 @@ OUTPUT_SUFFIX = "-kmq.png"
 KMQ_OUTPUT_SUFFIX = "-kmq.kmq"
 #: Extension of the default output of ``kmq decompress``: ``photo-kmq.kmq`` -> ``photo-kmq.png``.
 DECOMPRESS_SUFFIX = ".png"
+
+
+class ColorSpace(enum.StrEnum):
+    """Working color spaces of ``--colorspace``."""
+
+    srgb = "srgb"
+    linear = "linear"
+    oklab = "oklab"
 
 
 class OutputFormat(enum.StrEnum):
@@ -268,7 +277,7 @@ class _Reporter:
 
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
-                  fmt: OutputFormat | str = OutputFormat.png) -> Row:
+                  fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb") -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
@@ -284,7 +293,8 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         warnings.simplefilter("always")
         rgb = read_rgb(source, max_pixels=max_pixels)
         input_bytes = source.stat().st_size
-        result = quantize(rgb, k, seed=seed, progress=reporter.callback)
+        result = quantize(rgb, k, seed=seed, color_space=color_space,
+                          progress=reporter.callback)
     for message in dict.fromkeys(_one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
@@ -392,12 +402,13 @@ def _summary(rows: list, n_jobs: int) -> None:
 
 
 def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
-              quiet: bool, fmt: OutputFormat | str = OutputFormat.png) -> int:
+              quiet: bool, fmt: OutputFormat | str = OutputFormat.png,
+              color_space: str = "srgb") -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
-                             reporter=reporter, fmt=fmt)
+                             reporter=reporter, fmt=fmt, color_space=color_space)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
@@ -637,6 +648,11 @@ def compress(
              "(kmq's container, smaller). Default: from OUTPUT's extension, else png."),
     seed: int = typer.Option(0, "--seed", min=0, metavar="N",
                              help="Random seed; the same input, K and seed give identical bytes."),
+    color_space: ColorSpace = typer.Option(
+        ColorSpace.srgb, "--colorspace", case_sensitive=False,
+        help="Where color distances are measured while clustering and mapping: 'srgb' (the "
+             "error PSNR measures), 'linear' (light) or 'oklab' (perceptual). The palette is "
+             "sRGB either way."),
     force: bool = typer.Option(False, "--force", "-f",
                                help="Overwrite existing output files (an input file is never "
                                     "overwritten)."),
@@ -659,7 +675,7 @@ def compress(
     jobs = [(src, output if output is not None and out_dir is None
              else default_output(src, out_dir, fmt)) for src in inputs]
     code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
-                     fmt=fmt)
+                     fmt=fmt, color_space=color_space.value)
     raise typer.Exit(code)
 
 

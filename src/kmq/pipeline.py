@@ -13,6 +13,7 @@ from PIL import Image
 
 from kmq import palette as _palette
 from kmq._kernels import kmeans as _kk
+from kmq.colorspace import check_space, from_working, to_working
 from kmq.histogram import ColorHistogram, gather, histogram
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
@@ -154,7 +155,8 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
 
 
 def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
-             max_pixels: int = DEFAULT_MAX_PIXELS, progress: Progress | None = None) -> Quantized:
+             color_space: str = "srgb", max_pixels: int = DEFAULT_MAX_PIXELS,
+             progress: Progress | None = None) -> Quantized:
     """Quantize an image to at most ``k`` colors by k-means on its color histogram.
 
     Parameters
@@ -168,6 +170,9 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         Relative drop of the k-means objective below which iterations stop.
     max_iter : int
         Iteration cap of each k-means run.
+    color_space : {"srgb", "linear", "oklab"}
+        Where distances are measured while clustering and mapping pixels to colors; the
+        palette is always 8-bit sRGB and ``mse`` is always measured in sRGB.
     max_pixels : int
         Larger images are refused (:class:`kmq.ImageTooLargeError`).
     progress : callable(stage, fraction) -> bool, optional
@@ -189,6 +194,7 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     True
     """
     k = _check_k(k)
+    color_space = check_space(color_space)
     rgb = as_rgb(image, max_pixels=max_pixels)
     start = time.perf_counter()
     hist = histogram(rgb)
@@ -196,7 +202,8 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         from kmq.errors import CancelledError
 
         raise CancelledError("cancelled after the histogram")
-    points, weights = hist.points, hist.weights
+    weights = hist.weights
+    points = hist.points if color_space == "srgb" else to_working(hist.colors, color_space)
     n_iter, converged = 0, True
     if len(hist) <= k:
         pal = hist.colors.copy()
@@ -205,9 +212,12 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         result = fit(hist, k, seed=seed, tol=tol, max_iter=max_iter, progress=progress,
                      points=points, weights=weights)
         n_iter, converged = result.n_iter, result.converged
-        pal, labels = _palette.merge_duplicates(_palette.to_srgb8(result.centers), result.labels)
-        labels = nearest(points, pal.astype(np.float64), labels)
+        srgb = from_working(result.centers, color_space)
+        pal, labels = _palette.merge_duplicates(_palette.to_srgb8(srgb), result.labels)
+        labels = nearest(points, to_working(pal, color_space), labels)
     pal, labels, counts = _palette.order_by_use(pal, labels, weights)
+    if color_space != "srgb":
+        points = hist.points  # the error is measured in sRGB
     sse = _kk.weighted_sse(points, weights, pal.astype(np.float64), labels)
     del points, weights  # the float copies are not needed for the lookup below
     indices = gather(rgb, hist, labels, len(pal))
@@ -217,13 +227,16 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
                      k_requested=k)
 
 
-def remap(image, palette, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def remap(image, palette, *, color_space: str = "srgb",
+          max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Index map (H, W) of ``image`` onto a given ``palette``: each pixel's exactly nearest color.
 
     Parameters
     ----------
     image : ndarray (H, W, 3) uint8, PIL.Image.Image or path
     palette : array-like (K, 3) of integers in 0..255, 1 <= K <= 65536
+    color_space : {"srgb", "linear", "oklab"}
+        Where "nearest" is measured.
 
     Examples
     --------
@@ -233,7 +246,7 @@ def remap(image, palette, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
     [[1, 0]]
     """
     pal = check_palette(palette)
-    return remap_array(as_rgb(image, max_pixels=max_pixels), pal)
+    return remap_array(as_rgb(image, max_pixels=max_pixels), pal, check_space(color_space))
 
 
 __all__ = ["Quantized", "fit", "quantize", "remap"]

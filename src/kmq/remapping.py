@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmq._kernels import kmeans as _k
+from kmq.colorspace import to_working
 from kmq.histogram import gather, histogram
 from kmq.kmeans import assign, grid_guess
 
@@ -60,10 +61,10 @@ def check_palette(palette) -> np.ndarray:
     return arr
 
 
-def remap_array(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index map (H, W) of an (H, W, 3) uint8 image onto a (K, 3) uint8 palette."""
+def remap_array(rgb: np.ndarray, palette: np.ndarray, color_space: str = "srgb") -> np.ndarray:
+    """Index map (H, W) of an (H, W, 3) uint8 image onto a (K, 3) uint8 palette, nearest in
+    ``color_space``."""
     palette = check_palette(palette)
     hist = histogram(rgb)
-    pal = palette.astype(np.float64)
-    labels = nearest(hist.points, pal)
+    labels = nearest(to_working(hist.colors, color_space), to_working(palette, color_space))
     return gather(rgb, hist, labels, len(palette))

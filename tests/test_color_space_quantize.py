@@ -1,0 +1,57 @@
+"""Clustering in a perceptual or linear space: the palette stays sRGB, the mapping is exact in
+the chosen space, and each space wins on its own error measure."""
+
+import numpy as np
+import pytest
+
+import kmq
+from kmq.colorspace import to_working
+from naive import nearest
+
+
+def _working_mse(rgb, palette, indices, space):
+    a = to_working(rgb.reshape(-1, 3), space)
+    b = to_working(palette, space)[indices.ravel()]
+    return float(np.mean((a - b) ** 2))
+
+
+@pytest.mark.parametrize("space", ["linear", "oklab"])
+def test_pixels_map_to_the_nearest_palette_color_in_the_space(small_photo, space):
+    q = kmq.quantize(small_photo, 16, color_space=space)
+    expected = nearest(to_working(small_photo.reshape(-1, 3), space),
+                       to_working(q.palette, space))
+    np.testing.assert_array_equal(q.indices.ravel(), expected)
+    np.testing.assert_array_equal(kmq.remap(small_photo, q.palette, color_space=space),
+                                  q.indices)
+    assert q.mse == pytest.approx(float(np.mean((q.to_rgb().astype(float) - small_photo) ** 2)))
+
+
+@pytest.mark.parametrize("space", ["linear", "oklab"])
+def test_each_space_has_the_lowest_error_in_its_own_measure(chelsea, space):
+    srgb = kmq.quantize(chelsea, 16, color_space="srgb")
+    other = kmq.quantize(chelsea, 16, color_space=space)
+    assert (_working_mse(chelsea, other.palette, other.indices, space)
+            < _working_mse(chelsea, srgb.palette, srgb.indices, space))
+    assert other.mse > srgb.mse  # and sRGB wins in sRGB
+
+
+def test_unknown_space_is_a_clear_error(small_photo):
+    with pytest.raises(ValueError, match="oklab"):
+        kmq.quantize(small_photo, 8, color_space="lab")
+
+
+def test_compress_colorspace_option_writes_the_oklab_quantization(tmp_path, small_photo):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from kmq.cli import app
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(small_photo).save(src)
+    out = tmp_path / "cat-oklab.png"
+    result = CliRunner().invoke(app, ["compress", str(src), "-k", "16", "--colorspace", "oklab",
+                                      "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    q = kmq.quantize(small_photo, 16, color_space="oklab")
+    written = np.asarray(Image.open(out).convert("RGB"))
+    np.testing.assert_array_equal(written, q.to_rgb())
