@@ -55,3 +55,23 @@ def test_compress_colorspace_option_writes_the_oklab_quantization(tmp_path, smal
     q = kmq.quantize(small_photo, 16, color_space="oklab")
     written = np.asarray(Image.open(out).convert("RGB"))
     np.testing.assert_array_equal(written, q.to_rgb())
+
+
+@pytest.mark.parametrize("space", ["srgb", "oklab"])
+def test_dithered_quantization_uses_the_palette_and_reports_its_true_error(small_photo, space):
+    from kmq.dither import dither
+
+    plain = kmq.quantize(small_photo, 8, color_space=space)
+    dithered = kmq.quantize(small_photo, 8, color_space=space, dither=1.0)
+    np.testing.assert_array_equal(dithered.palette, plain.palette)
+    np.testing.assert_array_equal(dithered.indices,
+                                  dither(small_photo, plain.palette, space=space, strength=1.0))
+    assert dithered.mse == pytest.approx(
+        float(np.mean((dithered.to_rgb().astype(float) - small_photo) ** 2)))
+    assert dithered.counts.sum() == small_photo.shape[0] * small_photo.shape[1]
+    assert not np.array_equal(dithered.indices, plain.indices)
+
+
+def test_dither_strength_is_checked(small_photo):
+    with pytest.raises(ValueError, match="dither"):
+        kmq.quantize(small_photo, 8, dither=1.5)

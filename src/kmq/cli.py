@@ -7,7 +7,7 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 Commands
 --------
 ``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq] [--colorspace srgb|linear|oklab]
-[--seed N] [--force] [--quiet]
+[--dither S | --no-dither] [--seed N] [--force] [--quiet]
 [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
     ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
@@ -277,7 +277,8 @@ class _Reporter:
 
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
-                  fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb") -> Row:
+                  fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
+                  dither: float = 0.0) -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
@@ -293,7 +294,7 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         warnings.simplefilter("always")
         rgb = read_rgb(source, max_pixels=max_pixels)
         input_bytes = source.stat().st_size
-        result = quantize(rgb, k, seed=seed, color_space=color_space,
+        result = quantize(rgb, k, seed=seed, color_space=color_space, dither=dither,
                           progress=reporter.callback)
     for message in dict.fromkeys(_one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
@@ -403,12 +404,13 @@ def _summary(rows: list, n_jobs: int) -> None:
 
 def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
               quiet: bool, fmt: OutputFormat | str = OutputFormat.png,
-              color_space: str = "srgb") -> int:
+              color_space: str = "srgb", dither: float = 0.0) -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
-                             reporter=reporter, fmt=fmt, color_space=color_space)
+                             reporter=reporter, fmt=fmt, color_space=color_space,
+                             dither=dither)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
@@ -653,6 +655,11 @@ def compress(
         help="Where color distances are measured while clustering and mapping: 'srgb' (the "
              "error PSNR measures), 'linear' (light) or 'oklab' (perceptual). The palette is "
              "sRGB either way."),
+    dither: float = typer.Option(
+        0.0, "--dither", min=0.0, max=1.0, metavar="S",
+        help="Floyd-Steinberg dithering strength, 0 (none) to 1 (full): smoother gradients, "
+             "higher MSE, larger files."),
+    no_dither: bool = typer.Option(False, "--no-dither", help="No dithering (the default)."),
     force: bool = typer.Option(False, "--force", "-f",
                                help="Overwrite existing output files (an input file is never "
                                     "overwritten)."),
@@ -675,7 +682,8 @@ def compress(
     jobs = [(src, output if output is not None and out_dir is None
              else default_output(src, out_dir, fmt)) for src in inputs]
     code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
-                     fmt=fmt, color_space=color_space.value)
+                     fmt=fmt, color_space=color_space.value,
+                     dither=0.0 if no_dither else dither)
     raise typer.Exit(code)
 
 

@@ -155,7 +155,8 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
 
 
 def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
-             color_space: str = "srgb", max_pixels: int = DEFAULT_MAX_PIXELS,
+             color_space: str = "srgb", dither: float = 0.0,
+             max_pixels: int = DEFAULT_MAX_PIXELS,
              progress: Progress | None = None) -> Quantized:
     """Quantize an image to at most ``k`` colors by k-means on its color histogram.
 
@@ -173,6 +174,9 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     color_space : {"srgb", "linear", "oklab"}
         Where distances are measured while clustering and mapping pixels to colors; the
         palette is always 8-bit sRGB and ``mse`` is always measured in sRGB.
+    dither : float
+        Floyd-Steinberg error diffusion strength, 0 (off: every pixel takes its nearest color)
+        to 1 (full), in ``color_space``. Dithering trades MSE for smoother-looking gradients.
     max_pixels : int
         Larger images are refused (:class:`kmq.ImageTooLargeError`).
     progress : callable(stage, fraction) -> bool, optional
@@ -195,6 +199,8 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     """
     k = _check_k(k)
     color_space = check_space(color_space)
+    if not (isinstance(dither, (int, float)) and 0.0 <= dither <= 1.0):
+        raise ValueError(f"expected dither, a strength in 0..1; got {dither!r}")
     rgb = as_rgb(image, max_pixels=max_pixels)
     start = time.perf_counter()
     hist = histogram(rgb)
@@ -220,9 +226,19 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
         points = hist.points  # the error is measured in sRGB
     sse = _kk.weighted_sse(points, weights, pal.astype(np.float64), labels)
     del points, weights  # the float copies are not needed for the lookup below
-    indices = gather(rgb, hist, labels, len(pal))
+    mse = float(sse) / (3.0 * hist.n_pixels)
+    if dither > 0:
+        from kmq.dither import dither as error_diffusion
+        from kmq.metrics import mse_indexed
+
+        indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
+                                  max_pixels=max_pixels)
+        counts = np.bincount(indices.ravel(), minlength=len(pal)).astype(np.int64)
+        mse = mse_indexed(rgb, pal, indices)
+    else:
+        indices = gather(rgb, hist, labels, len(pal))
     return Quantized(palette=pal, indices=indices, counts=counts,
-                     mse=float(sse) / (3.0 * hist.n_pixels), distinct_colors=len(hist),
+                     mse=mse, distinct_colors=len(hist),
                      n_iter=n_iter, converged=converged, seconds=time.perf_counter() - start,
                      k_requested=k)
 
