@@ -122,3 +122,15 @@ def test_swaps_escape_a_bad_local_minimum():
     stuck = kmeans(points, weights, init)
     better = refine_by_swaps(points, weights, stuck)
     assert better.objective < 0.2 * stuck.objective
+
+
+def test_a_correct_first_guess_does_not_stop_lloyd_before_the_means_settle():
+    pts = np.array([[0, 0, 0], [2, 0, 0], [10, 0, 0], [12, 0, 0]], float)
+    init = pts[[0, 1]].copy()
+    # the guess is already each point's nearest initial center: nothing changes in the first
+    # assignment, but the centers still have to move to the means and the labels to follow
+    r = kmeans(pts, np.ones(4), init, labels=nearest(pts, init))
+    ref_centers, ref_labels, ref_obj, _ = lloyd(pts, np.ones(4), init)
+    np.testing.assert_array_equal(r.labels, ref_labels)
+    np.testing.assert_allclose(r.centers, ref_centers)
+    assert r.objective == pytest.approx(ref_obj) == 4.0

@@ -157,7 +157,9 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
         centers = new
         if progress is not None and progress(stage, it / max_iter):
             raise CancelledError(f"cancelled during {stage} at iteration {it}")
-        if (changed == 0 and not empty.size) or (
+        # no label changed since the last update: the means are already these (not so on the
+        # first iteration, whose centers were the caller's, not means)
+        if (changed == 0 and it > 1 and not empty.size) or (
                 np.isfinite(previous) and previous - objective <= tol * previous):
             converged = True
             break
