@@ -12,23 +12,11 @@ from __future__ import annotations
 import io
 import os
 
-import numpy as np
-from PIL import Image
-
-from kmq.codecs._common import check_indexed
+from kmq.codecs.png import to_pil
 from kmq.io import write_atomic
 
-#: Most colors a GIF color table holds.
+#: Most colors a GIF color table holds (as many as an indexed PNG's: the same mode P image).
 MAX_COLORS = 256
-
-
-def to_pil(palette, indices) -> Image.Image:
-    """A Pillow mode ``P`` image with exactly ``len(palette)`` palette entries."""
-    palette, indices = check_indexed(palette, indices, MAX_COLORS)
-    height, width = indices.shape
-    im = Image.frombytes("P", (width, height), indices.astype(np.uint8).tobytes())
-    im.putpalette(palette.tobytes(), rawmode="RGB")
-    return im
 
 
 def encode_gif(palette, indices) -> bytes:
@@ -86,4 +74,4 @@ def save_gif(path: str | os.PathLike, palette, indices, *, overwrite: bool = Fal
     return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
 
 
-__all__ = ["MAX_COLORS", "encode_gif", "save_gif", "to_pil"]
+__all__ = ["MAX_COLORS", "encode_gif", "save_gif"]
