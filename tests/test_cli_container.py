@@ -133,13 +133,13 @@ def test_format_option_and_default_names(image_folder, tmp_path):
     assert listing(out) == ["cat-kmq.kmq", "cup-kmq.kmq"]
 
 
-@pytest.mark.parametrize("name", ["out.jpg", "out", "out.webp"])
+@pytest.mark.parametrize("name", ["out.jpg", "out", "out.bmp"])
 def test_unknown_output_extension_is_a_usage_error(image_folder, tmp_path, name):
     result = run("compress", image_folder / "cat.png", "-o", tmp_path / name)
     assert result.exit_code == cli.EXIT_USAGE == 2
     assert "--format" in result.stderr and ".kmq" in result.stderr
     assert listing(tmp_path) == ["images"]
-    assert run("compress", image_folder / "cat.png", "-F", "gif").exit_code == 2
+    assert run("compress", image_folder / "cat.png", "-F", "jpeg").exit_code == 2
 
 
 # --- decompress ---------------------------------------------------------------------------------
@@ -374,3 +374,26 @@ def test_library_save_and_load(tmp_path, quantized):
     with pytest.raises(kmq.CorruptFileError):
         kmq.decode(b"\x89KMQ\r\n\x1a\n" + b"\0" * 30)
     assert not (tmp_path / "r.kmq").exists()
+
+
+@pytest.mark.parametrize("ext", ["webp", "gif"])
+def test_compress_writes_webp_and_gif_by_extension_with_the_png_pixels(tmp_path, small_photo, ext):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from kmq.cli import app
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(small_photo).save(src)
+    runner = CliRunner()
+    assert runner.invoke(app, ["compress", str(src), "-k", "32", "-o", str(tmp_path / "a.png"),
+                               "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["compress", str(src), "-k", "32", "-o",
+                                 str(tmp_path / f"a.{ext}"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / f"a.{ext}") as im:
+        assert im.format == ext.upper()
+        pixels = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(tmp_path / "a.png").convert("RGB")))
+    default = runner.invoke(app, ["compress", str(src), "-k", "8", "--format", ext, "--quiet"])
+    assert default.exit_code == 0 and (tmp_path / f"cat-kmq.{ext}").exists()

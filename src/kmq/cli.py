@@ -6,7 +6,7 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 
 Commands
 --------
-``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq] [--colorspace srgb|linear|oklab]
+``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq|webp|gif] [--colorspace srgb|linear|oklab]
 [--dither S | --no-dither] [--seed N] [--force] [--quiet]
 [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
@@ -92,8 +92,6 @@ EXIT_CORRUPT = 6
 
 #: Suffix of default output names: ``photo.jpg`` -> ``photo-kmq.png``.
 OUTPUT_SUFFIX = "-kmq.png"
-#: The same with ``--format kmq``: ``photo.jpg`` -> ``photo-kmq.kmq``.
-KMQ_OUTPUT_SUFFIX = "-kmq.kmq"
 #: Extension of the default output of ``kmq decompress``: ``photo-kmq.kmq`` -> ``photo-kmq.png``.
 DECOMPRESS_SUFFIX = ".png"
 
@@ -111,10 +109,12 @@ class OutputFormat(enum.StrEnum):
 
     png = "png"
     kmq = "kmq"
+    webp = "webp"
+    gif = "gif"
 
 
 #: Output formats of ``kmq compress`` by (lower-case) file extension.
-COMPRESS_EXTENSIONS = {".png": OutputFormat.png, ".kmq": OutputFormat.kmq}
+COMPRESS_EXTENSIONS = {f".{f.value}": f for f in OutputFormat}
 
 EXIT_CODES_HELP = (
     "Exit codes: "
@@ -195,7 +195,7 @@ def default_output(source: Path, directory: Path | None = None,
                    fmt: OutputFormat | str = OutputFormat.png) -> Path:
     """Default output of ``source``: ``<stem>-kmq.png`` (or ``<stem>-kmq.kmq``) beside it (or in
     ``directory``)."""
-    suffix = KMQ_OUTPUT_SUFFIX if OutputFormat(fmt) is OutputFormat.kmq else OUTPUT_SUFFIX
+    suffix = f"-kmq.{OutputFormat(fmt).value}"
     return (source.parent if directory is None else directory) / f"{source.stem}{suffix}"
 
 
@@ -275,6 +275,19 @@ class _Reporter:
             typer.echo(line, err=True)
 
 
+def _writer(fmt: OutputFormat):
+    """``save(path, palette, indices, *, overwrite) -> bytes written`` for an output format."""
+    if fmt is OutputFormat.kmq:
+        from kmq.codecs.container import save
+    elif fmt is OutputFormat.webp:
+        from kmq.codecs.webp import save_webp as save
+    elif fmt is OutputFormat.gif:
+        from kmq.codecs.gif import save_gif as save
+    else:
+        from kmq.codecs.png import save_png as save
+    return save
+
+
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
                   fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
@@ -282,7 +295,6 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
-    from kmq.codecs.png import save_png
     from kmq.io import read_rgb
     from kmq.pipeline import quantize
 
@@ -300,12 +312,8 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
     try:
-        if OutputFormat(fmt) is OutputFormat.kmq:
-            from kmq.codecs.container import save as save_kmq
-
-            n_bytes = save_kmq(output, result.palette, result.indices, overwrite=force)
-        else:
-            n_bytes = save_png(output, result.palette, result.indices, overwrite=force)
+        n_bytes = _writer(OutputFormat(fmt))(output, result.palette, result.indices,
+                                             overwrite=force)
     except OSError as exc:
         raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     seconds = time.perf_counter() - start
@@ -641,13 +649,15 @@ def compress(
     k: int = typer.Option(256, "-k", "--colors", min=2, max=256, metavar="K", help=_K_HELP),
     output: Path | None = typer.Option(
         None, "-o", "--output", metavar="OUTPUT", show_default=False,
-        help="Output file, .png or .kmq (only with one INPUT), or an existing directory to "
+        help="Output file, .png, .kmq, .webp or .gif (only with one INPUT), or an existing "
+             "directory to "
              f"write every output into under its default name. Default: beside each input, "
-             f"'<name>{OUTPUT_SUFFIX}' ('<name>{KMQ_OUTPUT_SUFFIX}' with --format kmq)."),
+             f"'<name>{OUTPUT_SUFFIX}' ('<name>-kmq.kmq' with --format kmq, and so on)."),
     output_format: OutputFormat | None = typer.Option(
         None, "--format", "-F", case_sensitive=False, show_default=False,
-        help="Write this format whatever OUTPUT's extension: 'png' (indexed PNG) or 'kmq' "
-             "(kmq's container, smaller). Default: from OUTPUT's extension, else png."),
+        help="Write this format whatever OUTPUT's extension: 'png' (indexed PNG), 'kmq' "
+             "(kmq's container, smaller), 'webp' (lossless) or 'gif'. Default: from OUTPUT's "
+             "extension, else png."),
     seed: int = typer.Option(0, "--seed", min=0, metavar="N",
                              help="Random seed; the same input, K and seed give identical bytes."),
     color_space: ColorSpace = typer.Option(
@@ -676,8 +686,8 @@ def compress(
         fmt = COMPRESS_EXTENSIONS.get(output.suffix.lower())
         if fmt is None:
             raise typer.BadParameter(
-                f"cannot tell the output format from '{output}': give it a .png or .kmq "
-                f"extension, or choose with --format png|kmq", param_hint="'-o' / '--output'")
+                f"cannot tell the output format from '{output}': give it a .png, .kmq, .webp "
+                f"or .gif extension, or choose with --format", param_hint="'-o' / '--output'")
     fmt = fmt or OutputFormat.png
     jobs = [(src, output if output is not None and out_dir is None
              else default_output(src, out_dir, fmt)) for src in inputs]
