@@ -14,6 +14,7 @@ from PIL import Image
 from kmq import palette as _palette
 from kmq._kernels import kmeans as _kk
 from kmq.colorspace import check_space, from_working, to_working
+from kmq.errors import CancelledError
 from kmq.histogram import ColorHistogram, gather, histogram
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
@@ -29,7 +30,6 @@ K_MIN, K_MAX = 2, 256
 #: optimizes nearly the same objective far faster; Lloyd on the exact histogram then finishes
 #: from its answer. Seeds are drawn from the next coarser cells.
 _REDUCE_MIN_COLORS = 65536
-
 _MAX_CELLS = 131072
 _CELL_SHIFTS = (1, 2, 3, 4)
 
@@ -205,8 +205,6 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     start = time.perf_counter()
     hist = histogram(rgb)
     if progress is not None and progress("histogram", 1.0):
-        from kmq.errors import CancelledError
-
         raise CancelledError("cancelled after the histogram")
     weights = hist.weights
     points = hist.points if color_space == "srgb" else to_working(hist.colors, color_space)
