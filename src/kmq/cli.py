@@ -6,8 +6,8 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 
 Commands
 --------
-``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq|webp|gif] [--colorspace srgb|linear|oklab]
-[--dither S | --no-dither] [--seed N] [--force] [--quiet]
+``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq|webp|gif]
+[--colorspace srgb|linear|oklab] [--dither S | --no-dither] [--seed N] [--force] [--quiet]
 [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
     ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
