@@ -75,3 +75,31 @@ def test_dithered_quantization_uses_the_palette_and_reports_its_true_error(small
 def test_dither_strength_is_checked(small_photo):
     with pytest.raises(ValueError, match="dither"):
         kmq.quantize(small_photo, 8, dither=1.5)
+
+
+def test_compress_palette_option_maps_onto_the_given_colors(tmp_path, small_photo):
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from kmq.cli import app
+
+    src = tmp_path / "cat.png"
+    Image.fromarray(small_photo).save(src)
+    palette = np.array([[0, 0, 0], [255, 255, 255], [200, 120, 60], [90, 60, 40]], np.uint8)
+    spec = tmp_path / "pal.json"
+    spec.write_text(json.dumps([{"rgb": c.tolist()} for c in palette]))
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(app, ["compress", str(src), "--palette", str(spec), "-o", str(out),
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im.getpalette()).reshape(-1, 3), palette)
+        np.testing.assert_array_equal(np.asarray(im),
+                                      nearest(small_photo.reshape(-1, 3), palette)
+                                      .reshape(small_photo.shape[:2]))
+    bad = tmp_path / "bad.gpl"
+    bad.write_text("GIMP Palette\nnot a color line\n")
+    assert CliRunner().invoke(app, ["compress", str(src), "--palette", str(bad),
+                                    "-o", str(tmp_path / "x.png")]).exit_code == 2

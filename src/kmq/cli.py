@@ -291,7 +291,7 @@ def _writer(fmt: OutputFormat):
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
                   fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
-                  dither: float = 0.0) -> Row:
+                  dither: float = 0.0, palette=None) -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
@@ -306,8 +306,13 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         warnings.simplefilter("always")
         rgb = read_rgb(source, max_pixels=max_pixels)
         input_bytes = source.stat().st_size
-        result = quantize(rgb, k, seed=seed, color_space=color_space, dither=dither,
-                          progress=reporter.callback)
+        if palette is None:
+            result = quantize(rgb, k, seed=seed, color_space=color_space, dither=dither,
+                              progress=reporter.callback)
+        else:
+            from kmq.pipeline import apply_palette
+
+            result = apply_palette(rgb, palette, color_space=color_space, dither=dither)
     for message in dict.fromkeys(_one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
@@ -412,13 +417,13 @@ def _summary(rows: list, n_jobs: int) -> None:
 
 def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
               quiet: bool, fmt: OutputFormat | str = OutputFormat.png,
-              color_space: str = "srgb", dither: float = 0.0) -> int:
+              color_space: str = "srgb", dither: float = 0.0, palette=None) -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
                              reporter=reporter, fmt=fmt, color_space=color_space,
-                             dither=dither)
+                             dither=dither, palette=palette)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
@@ -670,6 +675,11 @@ def compress(
         help="Floyd-Steinberg dithering strength, 0 (none) to 1 (full): smoother gradients, "
              "higher MSE, larger files."),
     no_dither: bool = typer.Option(False, "--no-dither", help="No dithering (the default)."),
+    palette_file: Path | None = typer.Option(
+        None, "--palette", metavar="FILE", show_default=False,
+        help="Map onto this palette instead of fitting one (-k is then ignored): a GIMP .gpl, "
+             "a JSON palette as 'kmq palette -F json' writes, or an image whose distinct "
+             "colors (at most 256) are the palette."),
     force: bool = typer.Option(False, "--force", "-f",
                                help="Overwrite existing output files (an input file is never "
                                     "overwritten)."),
@@ -689,12 +699,29 @@ def compress(
                 f"cannot tell the output format from '{output}': give it a .png, .kmq, .webp "
                 f"or .gif extension, or choose with --format", param_hint="'-o' / '--output'")
     fmt = fmt or OutputFormat.png
+    given_palette = None
+    if palette_file is not None:
+        given_palette = _load_palette(palette_file)
     jobs = [(src, output if output is not None and out_dir is None
              else default_output(src, out_dir, fmt)) for src in inputs]
     code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
                      fmt=fmt, color_space=color_space.value,
-                     dither=0.0 if no_dither else dither)
+                     dither=0.0 if no_dither else dither, palette=given_palette)
     raise typer.Exit(code)
+
+
+def _load_palette(path: Path):
+    """The palette of ``--palette``, or a usage error (exit 2) that says what is wrong."""
+    from kmq.palettes import read_palette
+
+    try:
+        palette = read_palette(path)
+    except (OSError, ValueError, KmqError) as exc:
+        raise typer.BadParameter(f"{path}: {_one_line(exc)}", param_hint="'--palette'") from exc
+    if len(palette) > 256:
+        raise typer.BadParameter(f"{path}: {len(palette)} colors; a palette holds at most 256",
+                                 param_hint="'--palette'")
+    return palette
 
 
 def _check_output_option(output: Path | None, n_inputs: int) -> Path | None:

@@ -241,6 +241,41 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
                      k_requested=k)
 
 
+def apply_palette(image, palette, *, color_space: str = "srgb", dither: float = 0.0,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Quantized:
+    """Map ``image`` onto a given ``palette`` (no fitting) and measure it, as :func:`quantize`
+    reports a fitted one. The palette keeps its order; entries no pixel uses stay in it.
+
+    Examples
+    --------
+    >>> import numpy as np, kmq
+    >>> from kmq.pipeline import apply_palette
+    >>> img = np.array([[[10, 10, 10], [250, 240, 230]]], dtype=np.uint8)
+    >>> q = apply_palette(img, [[255, 255, 255], [0, 0, 0]])
+    >>> q.indices.tolist(), q.counts.tolist(), round(q.mse, 3)
+    ([[1, 0]], [1, 1], 195.833)
+    """
+    pal = check_palette(palette)
+    if len(pal) > K_MAX:
+        raise ValueError(f"expected a palette of at most {K_MAX} colors; got {len(pal)}")
+    color_space = check_space(color_space)
+    rgb = as_rgb(image, max_pixels=max_pixels)
+    start = time.perf_counter()
+    if dither > 0:
+        from kmq.dither import dither as error_diffusion
+
+        indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
+                                  max_pixels=max_pixels)
+    else:
+        indices = remap_array(rgb, pal, color_space)
+    from kmq.metrics import mse_indexed
+
+    return Quantized(palette=pal, indices=indices,
+                     counts=np.bincount(indices.ravel(), minlength=len(pal)).astype(np.int64),
+                     mse=mse_indexed(rgb, pal, indices), distinct_colors=len(histogram(rgb)),
+                     seconds=time.perf_counter() - start, k_requested=len(pal))
+
+
 def remap(image, palette, *, color_space: str = "srgb",
           max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Index map (H, W) of ``image`` onto a given ``palette``: each pixel's exactly nearest color.
@@ -263,4 +298,4 @@ def remap(image, palette, *, color_space: str = "srgb",
     return remap_array(as_rgb(image, max_pixels=max_pixels), pal, check_space(color_space))
 
 
-__all__ = ["Quantized", "fit", "quantize", "remap"]
+__all__ = ["Quantized", "apply_palette", "fit", "quantize", "remap"]
