@@ -123,3 +123,21 @@ def test_save_png_never_replaces_a_file_without_overwrite(tmp_path, small_photo)
 def test_invalid_arguments_say_what_was_expected(palette, indices, message):
     with pytest.raises(ValueError, match=message):
         encode_png(palette, indices)
+
+
+def test_optimize_recompresses_with_oxipng_keeping_pixels_and_palette(astronaut):
+    import io
+
+    from PIL import Image
+
+    import kmq
+    from kmq.codecs.png import encode_png
+
+    q = kmq.quantize(astronaut[:200, :200], 32)
+    plain = encode_png(q.palette, q.indices)
+    small = encode_png(q.palette, q.indices, optimize=True)
+    assert len(small) < len(plain)
+    with Image.open(io.BytesIO(small)) as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im.getpalette()).reshape(-1, 3), q.palette)
+        np.testing.assert_array_equal(np.asarray(im), q.indices)

@@ -7,8 +7,8 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 Commands
 --------
 ``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq|webp|gif]
-[--colorspace srgb|linear|oklab] [--dither S | --no-dither] [--seed N] [--force] [--quiet]
-[--max-pixels N]``
+[--colorspace srgb|linear|oklab] [--dither S | --no-dither] [--palette FILE] [--optimize]
+[--seed N] [--force] [--quiet] [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
     ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
     with ``--format kmq``) beside it unless ``-o`` says otherwise; then a table of the results
@@ -275,8 +275,15 @@ class _Reporter:
             typer.echo(line, err=True)
 
 
-def _writer(fmt: OutputFormat):
-    """``save(path, palette, indices, *, overwrite) -> bytes written`` for an output format."""
+def _writer(fmt: OutputFormat, optimize: bool = False):
+    """``save(path, palette, indices, *, overwrite) -> bytes written`` for an output format;
+    ``optimize`` recompresses a PNG with oxipng."""
+    if fmt is OutputFormat.png and optimize:
+        from functools import partial
+
+        from kmq.codecs.png import save_png
+
+        return partial(save_png, optimize=True)
     if fmt is OutputFormat.kmq:
         from kmq.codecs.container import save
     elif fmt is OutputFormat.webp:
@@ -291,7 +298,7 @@ def _writer(fmt: OutputFormat):
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
                   fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
-                  dither: float = 0.0, palette=None) -> Row:
+                  dither: float = 0.0, palette=None, optimize: bool = False) -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
@@ -317,8 +324,8 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
     try:
-        n_bytes = _writer(OutputFormat(fmt))(output, result.palette, result.indices,
-                                             overwrite=force)
+        n_bytes = _writer(OutputFormat(fmt), optimize)(output, result.palette, result.indices,
+                                                       overwrite=force)
     except OSError as exc:
         raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     seconds = time.perf_counter() - start
@@ -417,13 +424,14 @@ def _summary(rows: list, n_jobs: int) -> None:
 
 def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
               quiet: bool, fmt: OutputFormat | str = OutputFormat.png,
-              color_space: str = "srgb", dither: float = 0.0, palette=None) -> int:
+              color_space: str = "srgb", dither: float = 0.0, palette=None,
+              optimize: bool = False) -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
                              reporter=reporter, fmt=fmt, color_space=color_space,
-                             dither=dither, palette=palette)
+                             dither=dither, palette=palette, optimize=optimize)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
@@ -680,6 +688,9 @@ def compress(
         help="Map onto this palette instead of fitting one (-k is then ignored): a GIMP .gpl, "
              "a JSON palette as 'kmq palette -F json' writes, or an image whose distinct "
              "colors (at most 256) are the palette."),
+    optimize: bool = typer.Option(
+        False, "--optimize", help="Recompress PNG output with oxipng (smaller, slower; the "
+                                  "pixels and palette stay the same)."),
     force: bool = typer.Option(False, "--force", "-f",
                                help="Overwrite existing output files (an input file is never "
                                     "overwritten)."),
@@ -706,7 +717,8 @@ def compress(
              else default_output(src, out_dir, fmt)) for src in inputs]
     code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
                      fmt=fmt, color_space=color_space.value,
-                     dither=0.0 if no_dither else dither, palette=given_palette)
+                     dither=0.0 if no_dither else dither, palette=given_palette,
+                     optimize=optimize)
     raise typer.Exit(code)
 
 

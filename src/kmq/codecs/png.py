@@ -44,7 +44,9 @@ def encode_png(palette, indices, *, optimize: bool = False) -> bytes:
         sRGB colors; all K are written to ``PLTE``.
     indices : ndarray of integers, shape (H, W), values in 0..K-1
     optimize : bool
-        Let zlib search harder (smaller, slower; Pillow's ``optimize``).
+        Let zlib search harder (Pillow's ``optimize``), then recompress with oxipng (its level
+        2: filters and deflate settings tried per image), keeping the smaller. The pixels,
+        palette and its order are unchanged (palette reduction is off).
 
     Returns
     -------
@@ -65,7 +67,15 @@ def encode_png(palette, indices, *, optimize: bool = False) -> bytes:
     im = to_pil(palette, indices)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=bool(optimize))
-    return buf.getvalue()
+    data = buf.getvalue()
+    if optimize:
+        import oxipng
+
+        smaller = oxipng.optimize_from_memory(data, level=2, palette_reduction=False,
+                                              color_type_reduction=False,
+                                              bit_depth_reduction=False, grayscale_reduction=False)
+        data = min(data, smaller, key=len)
+    return data
 
 
 def save_png(path: str | os.PathLike, palette, indices, *, overwrite: bool = False,
