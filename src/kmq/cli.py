@@ -51,6 +51,8 @@ Exit codes
    (:class:`kmq.OutputExistsError`)
 6  a .kmq input is corrupt: truncated, damaged, or not a .kmq file
    (:class:`kmq.CorruptFileError`)
+7  ``--quality``: even the largest K misses the minimum PSNR; nothing is written
+   (:class:`kmq.QualityTooLowError`)
 
 ``kmq palette`` uses the same codes (3 and 4 for its input, 5 for ``-o``, 1 if it cannot be
 written). With several inputs every one is attempted; the exit code is that of the first
@@ -78,6 +80,7 @@ from kmq.errors import (
     ImageTooLargeError,
     KmqError,
     OutputExistsError,
+    QualityTooLowError,
 )
 from kmq.io import DEFAULT_MAX_PIXELS
 from kmq.palettes import PaletteFormat
@@ -89,6 +92,7 @@ EXIT_READ = 3
 EXIT_TOO_LARGE = 4
 EXIT_EXISTS = 5
 EXIT_CORRUPT = 6
+EXIT_QUALITY = 7
 
 #: Suffix of default output names: ``photo.jpg`` -> ``photo-kmq.png``.
 OUTPUT_SUFFIX = "-kmq.png"
@@ -124,7 +128,8 @@ EXIT_CODES_HELP = (
     "3 an input could not be read; "
     "4 an input is over the pixel limit (--max-pixels); "
     "5 an output exists and --force was not given, or it would replace an input; "
-    "6 a .kmq input is corrupt, truncated or not a .kmq file. "
+    "6 a .kmq input is corrupt, truncated or not a .kmq file; "
+    "7 --quality: even the largest K misses the minimum (nothing is written). "
     "With several inputs, all are attempted and the exit code is the first failure's."
 )
 
@@ -188,6 +193,8 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_READ
     if isinstance(exc, OutputExistsError):
         return EXIT_EXISTS
+    if isinstance(exc, QualityTooLowError):
+        return EXIT_QUALITY
     return EXIT_INTERNAL
 
 
@@ -298,7 +305,8 @@ def _writer(fmt: OutputFormat, optimize: bool = False):
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
                   fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
-                  dither: float = 0.0, palette=None, optimize: bool = False) -> Row:
+                  dither: float = 0.0, palette=None, optimize: bool = False,
+                  quality: tuple[float, float] | None = None) -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
@@ -313,7 +321,13 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
         warnings.simplefilter("always")
         rgb = read_rgb(source, max_pixels=max_pixels)
         input_bytes = source.stat().st_size
-        if palette is None:
+        if palette is None and quality is not None:
+            from kmq.pipeline import quantize_to_quality
+
+            result = quantize_to_quality(rgb, *quality, max_colors=k, seed=seed,
+                                         color_space=color_space, dither=dither,
+                                         progress=reporter.callback)
+        elif palette is None:
             result = quantize(rgb, k, seed=seed, color_space=color_space, dither=dither,
                               progress=reporter.callback)
         else:
@@ -425,13 +439,14 @@ def _summary(rows: list, n_jobs: int) -> None:
 def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, max_pixels: int,
               quiet: bool, fmt: OutputFormat | str = OutputFormat.png,
               color_space: str = "srgb", dither: float = 0.0, palette=None,
-              optimize: bool = False) -> int:
+              optimize: bool = False, quality: tuple[float, float] | None = None) -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
                              reporter=reporter, fmt=fmt, color_space=color_space,
-                             dither=dither, palette=palette, optimize=optimize)
+                             dither=dither, palette=palette, optimize=optimize,
+                             quality=quality)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
     if rows:
@@ -688,6 +703,14 @@ def compress(
         help="Map onto this palette instead of fitting one (-k is then ignored): a GIMP .gpl, "
              "a JSON palette as 'kmq palette -F json' writes, or an image whose distinct "
              "colors (at most 256) are the palette."),
+    quality: str | None = typer.Option(
+        None, "--quality", metavar="MIN-MAX", show_default=False,
+        help="Use the fewest colors whose PSNR reaches MAX dB (at most K, see --max-colors); if "
+             "even K colors miss MIN dB, write nothing and exit 7. 'MAX' alone means MIN=0. "
+             "The K chosen is in the table."),
+    max_colors: int | None = typer.Option(
+        None, "--max-colors", min=2, max=256, metavar="K", show_default=False,
+        help="Cap on the colors --quality may use (the same as -k)."),
     optimize: bool = typer.Option(
         False, "--optimize", help="Recompress PNG output with oxipng (smaller, slower; the "
                                   "pixels and palette stay the same)."),
@@ -715,11 +738,29 @@ def compress(
         given_palette = _load_palette(palette_file)
     jobs = [(src, output if output is not None and out_dir is None
              else default_output(src, out_dir, fmt)) for src in inputs]
+    if max_colors is not None:
+        k = max_colors
     code = run_batch(jobs, k=k, seed=seed, force=force, max_pixels=max_pixels, quiet=quiet,
                      fmt=fmt, color_space=color_space.value,
                      dither=0.0 if no_dither else dither, palette=given_palette,
-                     optimize=optimize)
+                     optimize=optimize, quality=_parse_quality(quality))
     raise typer.Exit(code)
+
+
+def _parse_quality(text: str | None) -> tuple[float, float] | None:
+    """``--quality`` as (min, max) PSNR in dB, or a usage error."""
+    if text is None:
+        return None
+    try:
+        parts = [float(p) for p in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = [0.0, parts[0]]
+    if len(parts) != 2 or not 0 <= parts[0] <= parts[1] or parts[1] > 200:
+        raise typer.BadParameter(f"expected MIN-MAX in dB with 0 <= MIN <= MAX (e.g. 30-40) or "
+                                 f"MAX alone; got {text!r}", param_hint="'--quality'")
+    return parts[0], parts[1]
 
 
 def _load_palette(path: Path):
@@ -935,7 +976,7 @@ def main() -> None:
         sys.exit(EXIT_INTERNAL)
 
 
-__all__ = ["EXIT_CORRUPT", "EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_READ",
+__all__ = ["EXIT_CORRUPT", "EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_QUALITY", "EXIT_READ",
            "EXIT_TOO_LARGE", "EXIT_USAGE", "OutputFormat", "app", "compress_file",
            "decompress_file", "default_decompressed", "default_output", "encode_image",
            "exit_code", "image_format", "main", "palette", "read_kmq_header", "run_batch"]

@@ -14,7 +14,7 @@ from PIL import Image
 from kmq import palette as _palette
 from kmq._kernels import kmeans as _kk
 from kmq.colorspace import check_space, from_working, to_working
-from kmq.errors import CancelledError
+from kmq.errors import CancelledError, QualityTooLowError
 from kmq.histogram import ColorHistogram, gather, histogram
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
@@ -206,6 +206,17 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     hist = histogram(rgb)
     if progress is not None and progress("histogram", 1.0):
         raise CancelledError("cancelled after the histogram")
+    pal, labels, counts, mse, n_iter, converged = _fit_palette(
+        hist, k, seed=seed, tol=tol, max_iter=max_iter, color_space=color_space,
+        progress=progress)
+    return _finish(rgb, hist, pal, labels, counts, mse, n_iter=n_iter, converged=converged,
+                   color_space=color_space, dither=dither, max_pixels=max_pixels, start=start,
+                   k_requested=k)
+
+
+def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_space, progress):
+    """The palette for ``hist`` at ``k``: (palette, label per color, counts, sRGB MSE, k-means
+    iterations, converged)."""
     weights = hist.weights
     points = hist.points if color_space == "srgb" else to_working(hist.colors, color_space)
     n_iter, converged = 0, True
@@ -223,8 +234,12 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     if color_space != "srgb":
         points = hist.points  # the error is measured in sRGB
     sse = _kk.weighted_sse(points, weights, pal.astype(np.float64), labels)
-    del points, weights  # the float copies are not needed for the lookup below
-    mse = float(sse) / (3.0 * hist.n_pixels)
+    return pal, labels, counts, float(sse) / (3.0 * hist.n_pixels), n_iter, converged
+
+
+def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_space, dither,
+            max_pixels, start, k_requested) -> Quantized:
+    """Index every pixel (one lookup per pixel, or dithering) and wrap up the result."""
     if dither > 0:
         from kmq.dither import dither as error_diffusion
         from kmq.metrics import mse_indexed
@@ -238,7 +253,65 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     return Quantized(palette=pal, indices=indices, counts=counts,
                      mse=mse, distinct_colors=len(hist),
                      n_iter=n_iter, converged=converged, seconds=time.perf_counter() - start,
-                     k_requested=k)
+                     k_requested=k_requested)
+
+
+def quantize_to_quality(image, min_psnr: float, max_psnr: float, *, max_colors: int = K_MAX,
+                        seed=0, tol: float = 1e-4, max_iter: int = 300,
+                        color_space: str = "srgb", dither: float = 0.0,
+                        max_pixels: int = DEFAULT_MAX_PIXELS,
+                        progress: Progress | None = None) -> Quantized:
+    """The smallest K (2..``max_colors``) whose quantization reaches ``max_psnr`` dB, as
+    pngquant's ``--quality min-max`` does but on the PSNR scale (dB, 8-bit sRGB).
+
+    The histogram is made once and every K tried reuses it; K is found by bisection (the error
+    falls as K grows). When even ``max_colors`` misses ``max_psnr`` its result is returned if it
+    reaches ``min_psnr``, and :class:`kmq.QualityTooLowError` is raised otherwise. Quality is
+    judged before dithering.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.pipeline import quantize_to_quality
+    >>> img = np.zeros((8, 8, 3), np.uint8); img[:, 4:] = [200, 30, 30]; img[4:, :2] = 90
+    >>> q = quantize_to_quality(img, 30, 60)
+    >>> q.k, q.psnr
+    (3, inf)
+    """
+    if not 0 <= min_psnr <= max_psnr:
+        raise ValueError(f"expected 0 <= min_psnr <= max_psnr (dB); got {min_psnr}, {max_psnr}")
+    max_colors = _check_k(max_colors)
+    color_space = check_space(color_space)
+    rgb = as_rgb(image, max_pixels=max_pixels)
+    start = time.perf_counter()
+    hist = histogram(rgb)
+    tried: dict[int, tuple] = {}
+
+    def at(k: int) -> tuple:
+        if k not in tried:
+            tried[k] = _fit_palette(hist, k, seed=seed, tol=tol, max_iter=max_iter,
+                                    color_space=color_space, progress=progress)
+        return tried[k]
+
+    def good(k: int) -> bool:
+        return psnr_from_mse(at(k)[3]) >= max_psnr
+
+    if good(max_colors):
+        lo, hi = K_MIN, max_colors
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if good(mid) else (mid + 1, hi)
+        k = hi
+    elif psnr_from_mse(at(max_colors)[3]) >= min_psnr:
+        k = max_colors
+    else:
+        raise QualityTooLowError(
+            f"{max_colors} colors reach {psnr_from_mse(at(max_colors)[3]):.2f} dB PSNR, below "
+            f"the minimum of {min_psnr:g} dB")
+    pal, labels, counts, mse, n_iter, converged = at(k)
+    return _finish(rgb, hist, pal, labels, counts, mse, n_iter=n_iter, converged=converged,
+                   color_space=color_space, dither=dither, max_pixels=max_pixels, start=start,
+                   k_requested=k)
 
 
 def apply_palette(image, palette, *, color_space: str = "srgb", dither: float = 0.0,
@@ -298,4 +371,4 @@ def remap(image, palette, *, color_space: str = "srgb",
     return remap_array(as_rgb(image, max_pixels=max_pixels), pal, check_space(color_space))
 
 
-__all__ = ["Quantized", "apply_palette", "fit", "quantize", "remap"]
+__all__ = ["Quantized", "apply_palette", "fit", "quantize", "quantize_to_quality", "remap"]
