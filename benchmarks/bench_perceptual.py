@@ -1,0 +1,98 @@
+"""Perceptual quality of kmq's modes beside libimagequant, with and without dithering (issue 4).
+
+For every image and K it quantizes with kmq in each color space (sRGB, linear, OKLab) and with
+libimagequant, each without dithering and with full Floyd-Steinberg, and prints PSNR, SSIM
+(scikit-image, 8-bit, channel_axis=2), mean CIEDE2000 (scikit-image, on CIELAB of the sRGB
+images) and the quantize+remap time, then per K and dithering the medians and, for each kmq
+mode, on how many images it beats libimagequant on both SSIM and CIEDE2000.
+
+    python benchmarks/bench_perceptual.py --markdown            # the 12 CQ100 photos
+    python benchmarks/bench_perceptual.py --quick               # 3 of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.metrics import structural_similarity
+
+import kmq
+from _common import DEFAULT_IMAGES, find_images, kmq_source_digest, machine, read_rgb, table
+
+SPACES = ("srgb", "linear", "oklab")
+
+
+def measure(rgb: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
+    mse = float(np.mean((rgb.astype(np.float64) - out) ** 2))
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+    ssim = structural_similarity(rgb, out, channel_axis=2, data_range=255)
+    de = float(np.mean(deltaE_ciede2000(rgb2lab(rgb), rgb2lab(out))))
+    return psnr, ssim, de
+
+
+def run_kmq(rgb, k, space, dither):
+    t = time.perf_counter()
+    q = kmq.quantize(rgb, k, color_space=space, dither=dither)
+    return q.to_rgb(), time.perf_counter() - t
+
+
+def run_imagequant(rgb, k, dither):
+    import imagequant
+
+    h, w = rgb.shape[:2]
+    rgba = np.dstack([rgb, np.full((h, w), 255, np.uint8)]).tobytes()
+    t = time.perf_counter()
+    out, palette = imagequant.quantize_raw_rgba_bytes(rgba, w, h, dithering_level=dither,
+                                                      max_colors=k, min_quality=0,
+                                                      max_quality=100)
+    seconds = time.perf_counter() - t
+    pal = np.array(palette, np.uint8).reshape(-1, 4)[:, :3]
+    return pal[np.frombuffer(out, np.uint8).reshape(h, w)], seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("images", nargs="?", default=str(DEFAULT_IMAGES / "cq100"))
+    ap.add_argument("--k", default="16,64,256")
+    ap.add_argument("--quick", action="store_true", help="only 3 images")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    ks = [int(x) for x in args.k.split(",")]
+    paths = find_images(args.images)[:3 if args.quick else None]
+    print(f"# bench_perceptual: {len(paths)} images, K = {ks}; {machine()}; "
+          f"kmq sources {kmq_source_digest()}")
+    kmq.quantize(np.zeros((8, 8, 3), np.uint8) + np.arange(8, dtype=np.uint8)[:, None, None], 2)
+    results = defaultdict(list)  # (k, dither, method) -> [(image, psnr, ssim, de, s)]
+    for path in paths:
+        rgb = read_rgb(Path(path))
+        for k in ks:
+            for dither in (0.0, 1.0):
+                runs = {f"kmq {s}": run_kmq(rgb, k, s, dither) for s in SPACES}
+                runs["imagequant"] = run_imagequant(rgb, k, dither)
+                for method, (out, seconds) in runs.items():
+                    results[(k, dither, method)].append((path.name, *measure(rgb, out), seconds))
+        print(f"{path.name} done", flush=True)
+    rows = []
+    for k in ks:
+        for dither in (0.0, 1.0):
+            iq = results[(k, dither, "imagequant")]
+            for method in [f"kmq {s}" for s in SPACES] + ["imagequant"]:
+                r = results[(k, dither, method)]
+                arr = np.array([x[1:] for x in r], float)
+                wins = sum(1 for a, b in zip(r, iq, strict=True) if a[2] > b[2] and a[3] < b[3])
+                rows.append([k, "yes" if dither else "no", method,
+                             f"{np.median(arr[:, 0]):.2f}", f"{np.median(arr[:, 1]):.4f}",
+                             f"{np.median(arr[:, 2]):.3f}", f"{np.median(arr[:, 3]):.3f}",
+                             "-" if method == "imagequant" else f"{wins}/{len(r)}"])
+    print()
+    print(table(["K", "dither", "method", "PSNR dB", "SSIM", "CIEDE2000", "seconds",
+                 "beats imagequant on SSIM and CIEDE2000"], rows, markdown=args.markdown))
+
+
+if __name__ == "__main__":
+    main()
