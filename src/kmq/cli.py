@@ -120,6 +120,14 @@ class OutputFormat(enum.StrEnum):
 #: Output formats of ``kmq compress`` by (lower-case) file extension.
 COMPRESS_EXTENSIONS = {f".{f.value}": f for f in OutputFormat}
 
+#: ``--force`` and ``--quiet``, the same on every command that writes files.
+_FORCE_OPTION = typer.Option(False, "--force", "-f",
+                             help="Overwrite existing output files (an input file is never "
+                                  "overwritten).")
+_QUIET_OPTION = typer.Option(False, "--quiet", "-q",
+                             help="No progress display (it is shown only on a terminal anyway); "
+                                  "warnings, errors and the table are still printed.")
+
 EXIT_CODES_HELP = (
     "Exit codes: "
     "0 success; "
@@ -714,12 +722,8 @@ def compress(
     optimize: bool = typer.Option(
         False, "--optimize", help="Recompress PNG output with oxipng (smaller, slower; the "
                                   "pixels and palette stay the same)."),
-    force: bool = typer.Option(False, "--force", "-f",
-                               help="Overwrite existing output files (an input file is never "
-                                    "overwritten)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="No progress display (it is shown only on a terminal anyway); "
-                                    "warnings, errors and the table are still printed."),
+    force: bool = _FORCE_OPTION,
+    quiet: bool = _QUIET_OPTION,
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
                                    help="Refuse (exit 4) an input with more pixels than this."),
 ) -> None:
@@ -803,12 +807,8 @@ def decompress(
         help="Output image file (only with one INPUT), its format chosen by its extension, or "
              "an existing directory to write every output into as '<name>.png'. Default: "
              "beside each input, '<name>.png'."),
-    force: bool = typer.Option(False, "--force", "-f",
-                               help="Overwrite existing output files (an input file is never "
-                                    "overwritten)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q",
-                               help="No progress display (it is shown only on a terminal anyway); "
-                                    "warnings, errors and the table are still printed."),
+    force: bool = _FORCE_OPTION,
+    quiet: bool = _QUIET_OPTION,
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
                                    help="Refuse (exit 4) an input stating more pixels than this."),
 ) -> None:
