@@ -35,17 +35,22 @@ from kmq.remapping import check_palette
 MAX_COLORS = 65536
 
 
+def _check_finite(arr: np.ndarray, what: str) -> np.ndarray:
+    """A real-valued array as contiguous float64 with only finite values, or a ValueError."""
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"expected {what} of a float or integer dtype; got {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"expected finite {what}; got NaN or infinite values")
+    return arr
+
+
 def _check_points(points) -> np.ndarray:
     arr = np.asarray(points)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"expected points to be a non-empty (H, W, 3) image in a working "
                          f"space; got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"expected points of a float or integer dtype; got {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError("expected finite points; got NaN or infinite values")
-    return arr
+    return _check_finite(arr, "points")
 
 
 def _check_working_palette(palette) -> np.ndarray:
@@ -53,12 +58,7 @@ def _check_working_palette(palette) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 3 or not 1 <= len(arr) <= MAX_COLORS:
         raise ValueError(f"expected a palette of shape (K, 3) with 1 <= K <= {MAX_COLORS}; "
                          f"got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"expected a palette of a float or integer dtype; got {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError("expected a finite palette; got NaN or infinite values")
-    return arr
+    return _check_finite(arr, "palette values")
 
 
 def _check_strength(strength) -> float:

@@ -334,19 +334,13 @@ def apply_palette(image, palette, *, color_space: str = "srgb", dither: float = 
     color_space = check_space(color_space)
     rgb = as_rgb(image, max_pixels=max_pixels)
     start = time.perf_counter()
-    if dither > 0:
-        from kmq.dither import dither as error_diffusion
-
-        indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
-                                  max_pixels=max_pixels)
-    else:
-        indices = remap_array(rgb, pal, color_space)
-    from kmq.metrics import mse_indexed
-
-    return Quantized(palette=pal, indices=indices,
-                     counts=np.bincount(indices.ravel(), minlength=len(pal)).astype(np.int64),
-                     mse=mse_indexed(rgb, pal, indices), distinct_colors=len(histogram(rgb)),
-                     seconds=time.perf_counter() - start, k_requested=len(pal))
+    hist = histogram(rgb)
+    labels = nearest(to_working(hist.colors, color_space), to_working(pal, color_space))
+    counts = np.bincount(labels, weights=hist.counts, minlength=len(pal)).astype(np.int64)
+    sse = _kk.weighted_sse(hist.points, hist.weights, pal.astype(np.float64), labels)
+    return _finish(rgb, hist, pal, labels, counts, float(sse) / (3.0 * hist.n_pixels), n_iter=0,
+                   converged=True, color_space=color_space, dither=dither,
+                   max_pixels=max_pixels, start=start, k_requested=len(pal))
 
 
 def remap(image, palette, *, color_space: str = "srgb",
