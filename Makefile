@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 export MPLBACKEND := Agg
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: demo test lint bench install dev clean
+.PHONY: demo test lint bench install dev clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,16 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 
+## browser: Debian's chromium for the web page's browser tests (Playwright drives it; it never
+## downloads browsers). Installed with apt when missing and we are root (or have sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
+	  else echo "chromium is missing and cannot be installed here: the browser tests will skip"; fi; }
+
 ## test: linters, then the whole suite (doctests included) on 2 workers
-test: lint
+test: lint browser
 	$(BIN)/pytest -n 2 --doctest-modules src/kmq tests
 
 ## bench: the quantizer against its peers (see benchmarks/README.md)
