@@ -107,3 +107,14 @@ def cluster_costs(points, weights, centers, labels):
     k = len(centers)
     return (np.bincount(labels, weights=weights * own, minlength=k),
             np.bincount(labels, weights=weights * (second - own), minlength=k))
+
+
+def grid_labels(points, low, step, cells, best) -> np.ndarray:
+    """``best`` looked up at each point's cell of a ``cells``-cubed grid (cells clipped)."""
+    cell = np.clip(((points - low) / step).astype(np.int64), 0, cells - 1)
+    return best[(cell[:, 0] * cells + cell[:, 1]) * cells + cell[:, 2]]
+
+
+def neighbour_order(centers) -> np.ndarray:
+    """Each center's neighbours by increasing squared distance, ties in index order."""
+    return np.argsort(sq_distances(centers, centers), axis=1, kind="stable")

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from kmq._kernels import histogram as _k
 from kmq.histogram import gather, histogram, keys_to_colors, merge
 from naive import histogram as naive_histogram
 
@@ -11,6 +12,18 @@ def test_histogram_matches_unique_on_a_photo(small_photo):
     np.testing.assert_array_equal(h.colors, colors)
     np.testing.assert_array_equal(h.counts, counts)
     assert h.n_pixels == small_photo.shape[0] * small_photo.shape[1]
+
+
+@pytest.mark.parametrize("n", [1, 5000])
+def test_sorted_counts_equal_the_dense_table(n):
+    rng = np.random.default_rng(n)
+    pixels = rng.integers(0, 256, (n, 3), dtype=np.uint8)
+    pixels[n // 2:] = pixels[: n - n // 2] // 16 * 16  # repeated colors, shared buckets
+    pixels[-1] = [255, 255, 255]
+    dense = _k.nonzero_keys(_k.dense_counts(pixels))
+    for got, want in zip(_k.sorted_counts(pixels), dense, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
 
 
 def test_histogram_extremes_of_the_key_space():

@@ -3,11 +3,22 @@
 import numpy as np
 import pytest
 
+from kmq import seeding
 from kmq._kernels import kmeans as _k
 from kmq.histogram import histogram
 from kmq.kmeans import kmeans, refine_by_moves, refine_by_swaps
 from kmq.seeding import kmeans_plus_plus
-from naive import cell_means, cluster_costs, kmeanspp, lloyd, nearest, objective, weighted_means
+from naive import (
+    cell_means,
+    cluster_costs,
+    grid_labels,
+    kmeanspp,
+    lloyd,
+    nearest,
+    neighbour_order,
+    objective,
+    weighted_means,
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +145,61 @@ def test_a_correct_first_guess_does_not_stop_lloyd_before_the_means_settle():
     np.testing.assert_array_equal(r.labels, ref_labels)
     np.testing.assert_allclose(r.centers, ref_centers)
     assert r.objective == pytest.approx(ref_obj) == 4.0
+
+
+def test_center_geometry_repairs_nearly_sorted_rows_and_reorders_scrambled_ones():
+    rng = np.random.default_rng(5)
+    centers = rng.random((64, 3)) * 255
+    order = _k.new_order(centers)
+    moved = centers + rng.normal(0, 2.0, centers.shape)  # a little: insertion sort
+    moved[:8] = rng.random((8, 3)) * 255  # far: whole rows re-sorted
+    cc2, _ = _k.center_geometry(moved, order)
+    for a in range(len(moved)):
+        assert np.all(np.diff(cc2[a, order[a]]) >= 0)
+        assert sorted(order[a].tolist()) == list(range(len(moved)))
+
+
+def test_grid_labels_match_reference(photo_points):
+    points, _, _ = photo_points
+    rng = np.random.default_rng(2)
+    low = points.min(axis=0)
+    step = np.maximum(points.max(axis=0) - low, 1e-12) / 8
+    best = rng.integers(0, 50, 512).astype(np.int32)
+    np.testing.assert_array_equal(_k.grid_labels(points, low, step, 8, best),
+                                  grid_labels(points, low, step, 8, best))
+
+
+def test_lloyd_in_steps_with_progress_equals_one_call(photo_points):
+    points, weights, _ = photo_points
+    init = points[::41][:48].copy()
+    calls = []
+    a = kmeans(points, weights, init)
+    b = kmeans(points, weights, init, progress=lambda stage, f: calls.append(f))
+    assert len(calls) >= a.n_iter // 4 and calls == sorted(calls)
+    assert (a.n_iter, a.converged, a.objective) == (b.n_iter, b.converged, b.objective)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)
+
+
+def test_lloyd_gives_up_only_when_far_above_the_mark(photo_points):
+    points, weights, _ = photo_points
+    init = points[::41][:48].copy()
+    full = kmeans(points, weights, init)
+    hopeless = kmeans(points, weights, init, give_up_above=full.objective * 0.5)
+    assert hopeless.n_iter < full.n_iter and not hopeless.converged
+    # a mark the run stays well below is never given up on
+    same = kmeans(points, weights, init, give_up_above=full.objective * 1.5)
+    assert (same.n_iter, same.objective) == (full.n_iter, full.objective)
+
+
+def test_seeding_from_draws_equals_kmeans_plus_plus(photo_points):
+    points, weights, _ = photo_points
+    a = kmeans_plus_plus(points, weights, 20, np.random.default_rng(4))
+    b = seeding.from_draws(points, weights, seeding.draws(20, np.random.default_rng(4)))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_new_order_is_a_stable_argsort_of_the_distances():
+    rng = np.random.default_rng(8)
+    centers = np.round(rng.random((40, 3)) * 8)  # small integers: many tied distances
+    np.testing.assert_array_equal(_k.new_order(centers), neighbour_order(centers))

@@ -82,9 +82,7 @@ def histogram(rgb: np.ndarray) -> ColorHistogram:
     >>> h.colors.tolist(), h.counts.tolist()
     ([[0, 0, 9], [255, 0, 0]], [1, 2])
     """
-    table = _k.dense_counts(_pixels(rgb))
-    keys, colors, counts = _k.nonzero_keys(table)
-    del table  # 64 MiB: free it before the (memory-hungry) fit; gather builds its own lookup
+    keys, colors, counts = _k.sorted_counts(_pixels(rgb))  # no dense table: cache-friendly
     hist = ColorHistogram(colors, counts)
     hist.__dict__["keys"] = keys  # already known: spare recomputing the cached property
     return hist
@@ -125,9 +123,9 @@ def gather(rgb: np.ndarray, hist: ColorHistogram, labels: np.ndarray,
     >>> gather(img, histogram(img), np.array([5, 7]), 8).tolist()
     [[7, 5, 7]]
     """
-    lookup = np.zeros(N_KEYS, np.int32)
-    _k.scatter_labels(lookup, hist.keys, labels.astype(np.int32, copy=False))
     dtype = np.uint8 if n_labels <= 256 else np.uint16
+    lookup = np.zeros(N_KEYS, dtype)  # the smallest table: fewer cache and TLB misses
+    _k.scatter_labels(lookup, hist.keys, labels.astype(dtype))
     out = np.empty(rgb.shape[0] * rgb.shape[1], dtype)
     _k.gather_labels(_pixels(rgb), lookup, out)
     return out.reshape(rgb.shape[:2])

@@ -24,6 +24,11 @@ Progress = Callable[[str, float], bool | None]
 #: Point sets at least this large are assigned by several threads; smaller ones are not worth a
 #: parallel region per iteration (its start-up dominates, and on a loaded machine it stalls).
 PARALLEL_MIN_POINTS = 100_000
+#: A run given a mark (``give_up_above``) stops once its objective minus this many times its
+#: last drop is still above the mark: Lloyd's drops shrink, so it would not get below it.
+GIVE_UP_FACTOR = 20.0
+#: With a progress callback, Lloyd reports (and may be cancelled) after this many iterations.
+PROGRESS_EVERY = 4
 
 
 def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, max_drift,
@@ -62,8 +67,7 @@ def grid_guess(points: np.ndarray, centers: np.ndarray, cells: int = 8) -> np.nd
     mids = low + mids * step
     d2 = ((mids[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
     best = np.argmin(d2, axis=1).astype(np.int32)
-    cell = np.clip(((points - low) / step).astype(np.int64), 0, cells - 1)
-    return best[(cell[:, 0] * cells + cell[:, 1]) * cells + cell[:, 2]]
+    return _k.grid_labels(points, low, step, cells, best)
 
 
 def _drift_stats(drift: np.ndarray) -> tuple[float, float, int]:
@@ -95,7 +99,7 @@ def _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty) ->
 def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
            labels: np.ndarray | None = None, tol: float = 1e-4, max_iter: int = 300,
            progress: Progress | None = None, stage: str = "kmeans",
-           parallel: bool = True) -> KMeansResult:
+           parallel: bool = True, give_up_above: float = np.inf) -> KMeansResult:
     """Weighted Lloyd iterations from ``centers`` until convergence.
 
     Parameters
@@ -109,10 +113,17 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
         Stop when ``(J_prev - J) <= tol * J_prev`` for the objective ``J``.
     max_iter : int
     progress : callable(stage, fraction) -> bool, optional
-        Called after every iteration; returning True cancels (:class:`CancelledError`).
+        Called every ``PROGRESS_EVERY`` iterations; returning True cancels
+        (:class:`CancelledError`).
     parallel : bool
         Let a large assignment use several threads. Pass False when the caller already runs
         several k-means at once in threads (numba's thread pool is not re-entrant).
+    give_up_above : float
+        Stop early (not converged) once the objective cannot plausibly end below this mark (see
+        ``GIVE_UP_FACTOR``); :func:`refine_by_swaps` uses it to drop hopeless trials.
+
+    The iterations run inside one compiled call (``_k.lloyd_steps``), so their cost is the
+    kernels' alone.
 
     Examples
     --------
@@ -136,34 +147,50 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
     upper = np.full(n, np.inf)
     lower = np.zeros(n)
     drift = np.zeros(k)
-    max_drift, second_drift, argmax_drift = 0.0, 0.0, 0
+    sums, totals = np.empty((k, 3)), np.empty(k)
+    # iterations done, previous objective, largest drift, second largest, index of the largest
+    state = np.array([0.0, np.inf, 0.0, 0.0, 0.0])
     total_sq = float(np.dot(weights, np.einsum("ij,ij->i", points, points)))
-    previous = np.inf
     converged = False
     order = _k.new_order(centers)
-    it = 0
-    for it in range(1, max_iter + 1):
-        cc2, half_min = _k.center_geometry(centers, order)
-        changed = assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
-                            max_drift, second_drift, argmax_drift)
-        sums, totals = _k.accumulate(points, weights, labels, k)
-        empty = np.flatnonzero(totals == 0)
-        if empty.size:
+    steps = max_iter if progress is None else PROGRESS_EVERY
+    threads = numba.get_num_threads()
+    serial = (not parallel or n < PARALLEL_MIN_POINTS) and threads > 1
+    while True:
+        if serial:
+            numba.set_num_threads(1)
+        try:
+            status, _changed = _k.lloyd_steps(points, weights, centers, labels, upper, lower,
+                                              drift, order, state, sums, totals, steps,
+                                              max_iter, tol, total_sq, give_up_above,
+                                              GIVE_UP_FACTOR)
+        finally:
+            if serial:
+                numba.set_num_threads(threads)
+        if status == _k.EMPTY:  # finish this iteration here (rare)
+            empty = np.flatnonzero(totals == 0)
             _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty)
-        new = sums / totals[:, None]
-        objective = max(total_sq - float(np.dot(totals, np.einsum("ij,ij->i", new, new))), 0.0)
-        drift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-        max_drift, second_drift, argmax_drift = _drift_stats(drift)
-        centers = new
+            new = sums / totals[:, None]
+            objective = max(total_sq - float(np.dot(totals, np.einsum("ij,ij->i", new, new))),
+                            0.0)
+            drift[:] = np.sqrt(((new - centers) ** 2).sum(axis=1))
+            state[2:5] = _drift_stats(drift)
+            centers[:] = new
+            state[0] += 1
+            previous = state[1]
+            if np.isfinite(previous) and previous - objective <= tol * previous:
+                status = _k.CONVERGED
+            elif objective - GIVE_UP_FACTOR * (previous - objective) > give_up_above:
+                status = _k.GAVE_UP
+            else:
+                state[1] = objective
+                status = _k.MAX_ITER if state[0] >= max_iter else _k.PAUSED
+        it = int(state[0])
         if progress is not None and progress(stage, it / max_iter):
             raise CancelledError(f"cancelled during {stage} at iteration {it}")
-        # no label changed since the last update: the means are already these (not so on the
-        # first iteration, whose centers were the caller's, not means)
-        if (changed == 0 and it > 1 and not empty.size) or (
-                np.isfinite(previous) and previous - objective <= tol * previous):
-            converged = True
+        if status != _k.PAUSED:
+            converged = status == _k.CONVERGED
             break
-        previous = objective
     objective = _k.weighted_sse(points, weights, centers, labels)
     return KMeansResult(centers, labels, float(objective), it, converged)
 
@@ -178,6 +205,7 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     ``m`` least useful centers into the ``m`` clusters of largest error (splitting each along its
     axis of largest spread), runs Lloyd to convergence again, and keeps the result only if the
     objective went down; ``m`` halves after a failed round (as in ELBG, Patane and Russo 2001).
+    A trial whose Lloyd run clearly cannot end below the current objective is abandoned early.
     The result never has a higher objective than ``result``.
     """
     points = np.ascontiguousarray(points, np.float64)
@@ -217,6 +245,7 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
             trial[j] = centers[h] + step
             trial[h] = centers[h] - step
         run = kmeans(points, weights, trial, labels=best.labels, tol=tol, max_iter=max_iter,
+                     give_up_above=best.objective,
                      progress=progress, stage="kmeans (refine)")
         if run.objective < best.objective * (1.0 - 1e-7):
             best = KMeansResult(run.centers, run.labels, run.objective,

@@ -34,11 +34,20 @@ def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int,
     >>> sorted(c[:, 0].tolist())[-1]
     200.0
     """
-    n = len(points)
+    return from_draws(points, weights, draws(k, rng))
+
+
+def draws(k: int, rng: np.random.Generator) -> np.ndarray:
+    """The uniform draws one :func:`kmeans_plus_plus` seeding of ``k`` centers takes from
+    ``rng`` (drawing them first lets several seedings run in threads, reproducibly)."""
+    return rng.random((k, 2 + int(np.log(k))))
+
+
+def from_draws(points: np.ndarray, weights: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """:func:`kmeans_plus_plus` driven by :func:`draws`' draws (releases the GIL)."""
+    n, k = len(points), len(uniforms)
     if not 1 <= k <= n:
         raise ValueError(f"expected 1 <= k <= number of points ({n}); got k={k}")
-    n_trials = 2 + int(np.log(k))
-    uniforms = rng.random((k, n_trials))
     chosen = _k.kmeanspp(np.ascontiguousarray(points, np.float64),
                          np.ascontiguousarray(weights, np.float64), k, uniforms)
     return points[chosen].astype(np.float64)

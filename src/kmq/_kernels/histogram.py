@@ -58,3 +58,56 @@ def gather_labels(pixels, table, out):
     """``out[i] = table[key(pixels[i])]``: one lookup per pixel, no distance computed."""
     for i in prange(pixels.shape[0]):
         out[i] = table[_key(pixels, i)]
+
+
+@jit
+def sorted_counts(pixels):
+    """The distinct 24-bit keys of ``pixels`` (N, 3) uint8, ascending, with their colors (uint8)
+    and counts (int64): what :func:`dense_counts` then :func:`nonzero_keys` give, without a
+    dense table of 2**24.
+
+    The pixels are first partitioned by red (256 buckets, a counting sort); each bucket's green
+    and blue are then counted in a table of 65,536 that stays in cache, and read back in order.
+    """
+    n = pixels.shape[0]
+    start = np.zeros(257, np.int64)
+    for i in range(n):
+        start[np.int64(pixels[i, 0]) + 1] += 1
+    for b in range(256):
+        start[b + 1] += start[b]
+    fill = start[:256].copy()
+    low = np.empty(n, np.uint16)
+    for i in range(n):
+        b = np.int64(pixels[i, 0])
+        low[fill[b]] = np.uint16(np.int64(pixels[i, 1]) << 8 | np.int64(pixels[i, 2]))
+        fill[b] += 1
+    table = np.zeros(65536, np.uint32)
+    m = 0  # distinct colors, counted first so that the outputs take no more than they need
+    for b in range(256):
+        for i in range(start[b], start[b + 1]):
+            if table[low[i]] == 0:
+                table[low[i]] = 1
+                m += 1
+        for i in range(start[b], start[b + 1]):
+            table[low[i]] = 0
+    keys = np.empty(m, np.int32)
+    counts = np.empty(m, np.int64)
+    colors = np.empty((m, 3), np.uint8)
+    m = 0
+    for b in range(256):
+        lo, hi = start[b], start[b + 1]
+        if lo == hi:
+            continue
+        for i in range(lo, hi):
+            table[low[i]] += 1
+        for v in range(65536):
+            c = table[v]
+            if c != 0:
+                keys[m] = np.int32(b << 16 | v)
+                counts[m] = c
+                colors[m, 0] = b
+                colors[m, 1] = v >> 8
+                colors[m, 2] = v & 255
+                table[v] = 0
+                m += 1
+    return keys, colors, counts

@@ -26,11 +26,13 @@ def center_geometry(centers, order):
     other center; sorts each row of ``order`` (K, K) in place by increasing distance.
 
     ``order`` keeps its previous content between iterations: centers move little, so the rows are
-    nearly sorted already and insertion sort costs about one pass.
+    nearly sorted already and insertion sort costs about one pass. A row that needs many more
+    shifts than that (centers that moved far) is sorted afresh instead.
     """
     k = centers.shape[0]
     cc2 = np.empty((k, k), np.float64)
     half_min = np.empty(k, np.float64)
+    budget = 8 * k
     for a in range(k):
         m = np.inf
         for b in range(k):
@@ -40,6 +42,7 @@ def center_geometry(centers, order):
                 m = d
         half_min[a] = 0.5 * np.sqrt(m)
         row = order[a]
+        shifts = 0
         for t in range(1, k):
             j = row[t]
             dj = cc2[a, j]
@@ -48,13 +51,40 @@ def center_geometry(centers, order):
                 row[u + 1] = row[u]
                 u -= 1
             row[u + 1] = j
+            shifts += t - 1 - u
+            if shifts > budget:
+                row[:] = np.argsort(cc2[a], kind="mergesort").astype(np.int32)
+                break
     return cc2, half_min
 
 
+@jit
 def new_order(centers):
-    """Each center's neighbours by increasing distance (the start for :func:`center_geometry`)."""
-    cc2 = ((centers[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-    return np.argsort(cc2, axis=1, kind="stable").astype(np.int32)
+    """Each center's neighbours by increasing distance (the start for :func:`center_geometry`);
+    ties keep index order (a stable sort)."""
+    k = centers.shape[0]
+    order = np.empty((k, k), np.int32)
+    row = np.empty(k, np.float64)
+    for a in range(k):
+        for b in range(k):
+            row[b] = _d2(centers, a, centers, b)
+        order[a] = np.argsort(row, kind="mergesort").astype(np.int32)
+    return order
+
+
+@jit
+def grid_labels(points, low, step, cells, best):
+    """``best[cell of each point]`` in a ``cells``-cubed grid from ``low`` with ``step``."""
+    n = points.shape[0]
+    out = np.empty(n, np.int32)
+    for i in range(n):
+        key = 0
+        for c in range(3):
+            q = np.int64((points[i, c] - low[c]) / step[c])
+            q = min(max(q, 0), cells - 1)
+            key = key * cells + q
+        out[i] = best[key]
+    return out
 
 
 @jit(parallel=True)
@@ -310,3 +340,70 @@ def cluster_costs(points, weights, centers, labels, cc2, order):
         sse[a] += weights[i] * d2
         utility[a] += weights[i] * (second[i] * second[i] - d2)
     return sse, utility
+
+
+#: Why :func:`lloyd_steps` returned.
+PAUSED, CONVERGED, GAVE_UP, MAX_ITER, EMPTY = 0, 1, 2, 3, 4
+
+
+@jit
+def lloyd_steps(points, weights, centers, labels, upper, lower, drift, order, state, sums, totals,
+                steps, max_iter, tol, total_sq, give_up_above, give_up_factor):
+    """Up to ``steps`` Lloyd iterations in one call (see :func:`kmq.kmeans.kmeans`).
+
+    ``centers``, ``labels``, the bounds, ``drift``, ``order`` and ``state`` = [iterations done,
+    previous objective, largest drift, second largest drift, index of the largest] are updated
+    in place. Returns (status, labels changed in the last assignment). On ``EMPTY`` the last
+    iteration stopped after accumulating ``sums``/``totals`` (the caller re-seeds the empty
+    clusters and finishes it). Reductions run serially in a fixed order.
+    """
+    k = centers.shape[0]
+    changed = 0
+    for _ in range(steps):
+        if state[0] >= max_iter:
+            return MAX_ITER, changed
+        cc2, half_min = center_geometry(centers, order)
+        changed = assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
+                         state[2], state[3], np.int64(state[4]))
+        s, t = accumulate(points, weights, labels, k)
+        sums[:] = s
+        totals[:] = t
+        for j in range(k):
+            if totals[j] == 0:
+                return EMPTY, changed
+        fit = 0.0
+        top = 0
+        for j in range(k):
+            d = 0.0
+            norm = 0.0
+            for c in range(3):
+                m = sums[j, c] / totals[j]
+                e = m - centers[j, c]
+                d += e * e
+                norm += m * m
+                centers[j, c] = m
+            fit += totals[j] * norm
+            drift[j] = np.sqrt(d)
+            if drift[j] > drift[top]:
+                top = j
+        second = 0.0
+        for j in range(k):
+            if j != top and drift[j] > second:
+                second = drift[j]
+        state[2] = drift[top]
+        state[3] = second
+        state[4] = top
+        objective = max(total_sq - fit, 0.0)
+        state[0] += 1
+        previous = state[1]
+        # no label changed since the last update: the means are already these (not so on the
+        # first iteration, whose centers were the caller's, not means)
+        if (changed == 0 and state[0] > 1) or (
+                np.isfinite(previous) and previous - objective <= tol * previous):
+            return CONVERGED, changed
+        if objective - give_up_factor * (previous - objective) > give_up_above:
+            return GAVE_UP, changed
+        state[1] = objective
+    if state[0] >= max_iter:
+        return MAX_ITER, changed
+    return PAUSED, changed
