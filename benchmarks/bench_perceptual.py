@@ -1,13 +1,17 @@
 """Perceptual quality of kmq's modes beside libimagequant, with and without dithering (issue 4).
 
 For every image and K it quantizes with kmq in each color space (sRGB, linear, OKLab) and with
-libimagequant, each without dithering and with full Floyd-Steinberg, and prints PSNR, SSIM
+libimagequant, each without dithering and with full dithering (kmq's default adaptive
+error diffusion at strength 1, libimagequant's at level 1), and prints PSNR, SSIM
 (scikit-image, 8-bit, channel_axis=2), mean CIEDE2000 (scikit-image, on CIELAB of the sRGB
-images) and the quantize+remap time, then per K and dithering the medians and, for each kmq
-mode, on how many images it beats libimagequant on both SSIM and CIEDE2000.
+images), a low-pass CIEDE2000 (both images blurred by a Gaussian of sigma 1.5 px in linear
+light first: the error seen from a distance, which dithering is meant to lower) and the
+quantize+remap time, then per K and dithering the medians and, for each kmq mode, on how many
+images it beats libimagequant on both SSIM and CIEDE2000.
 
     python benchmarks/bench_perceptual.py --markdown            # the 12 CQ100 photos
     python benchmarks/bench_perceptual.py --quick               # 3 of them
+    python benchmarks/bench_perceptual.py --dither-only --spaces srgb,oklab --per-image
 """
 
 from __future__ import annotations
@@ -19,20 +23,33 @@ from pathlib import Path
 
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
+from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
 
 import kmq
 from _common import DEFAULT_IMAGES, find_images, kmq_source_digest, machine, read_rgb, table
+from kmq.colorspace import check_space, linear_to_srgb, to_working
 
 SPACES = ("srgb", "linear", "oklab")
+#: Gaussian sigma (pixels) of the low-pass CIEDE2000.
+BLUR_SIGMA = 1.5
 
 
-def measure(rgb: np.ndarray, out: np.ndarray) -> tuple[float, float, float]:
+def _blurred_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB of ``rgb`` low-passed in linear light (what the eye averages from a distance)."""
+    linear = to_working(rgb, "linear") / 255.0
+    blurred = gaussian(linear, sigma=BLUR_SIGMA, channel_axis=-1, preserve_range=True)
+    return rgb2lab(np.clip(linear_to_srgb(blurred), 0.0, 1.0))
+
+
+def measure(rgb: np.ndarray, out: np.ndarray) -> tuple[float, float, float, float]:
+    """PSNR, SSIM, mean CIEDE2000 and mean low-pass CIEDE2000 of ``out`` against ``rgb``."""
     mse = float(np.mean((rgb.astype(np.float64) - out) ** 2))
     psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
     ssim = structural_similarity(rgb, out, channel_axis=2, data_range=255)
     de = float(np.mean(deltaE_ciede2000(rgb2lab(rgb), rgb2lab(out))))
-    return psnr, ssim, de
+    de_low = float(np.mean(deltaE_ciede2000(_blurred_lab(rgb), _blurred_lab(out))))
+    return psnr, ssim, de, de_low
 
 
 def run_kmq(rgb, k, space, dither):
@@ -61,37 +78,59 @@ def main() -> None:
     ap.add_argument("--k", default="16,64,256")
     ap.add_argument("--quick", action="store_true", help="only 3 images")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--spaces", default=",".join(SPACES),
+                    help="kmq color spaces to run, comma-separated (default: all three)")
+    ap.add_argument("--dither-only", action="store_true",
+                    help="only the dithered runs (kmq --dither 1, libimagequant at level 1)")
+    ap.add_argument("--no-dither-only", action="store_true", help="only the undithered runs")
+    ap.add_argument("--per-image", action="store_true",
+                    help="also print one row per image, K, dithering and method")
     args = ap.parse_args()
     ks = [int(x) for x in args.k.split(",")]
+    spaces = [check_space(s) for s in args.spaces.split(",")]
+    if args.dither_only and args.no_dither_only:
+        ap.error("--dither-only and --no-dither-only exclude each other")
+    dithers = (1.0,) if args.dither_only else (0.0,) if args.no_dither_only else (0.0, 1.0)
     paths = find_images(args.images)[:3 if args.quick else None]
     print(f"# bench_perceptual: {len(paths)} images, K = {ks}; {machine()}; "
           f"kmq sources {kmq_source_digest()}")
     kmq.quantize(np.zeros((8, 8, 3), np.uint8) + np.arange(8, dtype=np.uint8)[:, None, None], 2)
-    results = defaultdict(list)  # (k, dither, method) -> [(image, psnr, ssim, de, s)]
+    results = defaultdict(list)  # (k, dither, method) -> [(image, psnr, ssim, de, de_low, s)]
     for path in paths:
         rgb = read_rgb(Path(path))
         for k in ks:
-            for dither in (0.0, 1.0):
-                runs = {f"kmq {s}": run_kmq(rgb, k, s, dither) for s in SPACES}
+            for dither in dithers:
+                runs = {f"kmq {s}": run_kmq(rgb, k, s, dither) for s in spaces}
                 runs["imagequant"] = run_imagequant(rgb, k, dither)
                 for method, (out, seconds) in runs.items():
                     results[(k, dither, method)].append((path.name, *measure(rgb, out), seconds))
         print(f"{path.name} done", flush=True)
+    methods = [f"kmq {s}" for s in spaces] + ["imagequant"]
+    if args.per_image:
+        rows = [[name, k, "yes" if dither else "no", method, f"{psnr:.2f}", f"{ssim:.4f}",
+                 f"{de:.3f}", f"{de_low:.3f}", f"{seconds:.3f}"]
+                for k in ks for dither in dithers for method in methods
+                for name, psnr, ssim, de, de_low, seconds in results[(k, dither, method)]]
+        print()
+        print(table(["image", "K", "dither", "method", "PSNR dB", "SSIM", "CIEDE2000",
+                     "low-pass CIEDE2000", "seconds"], rows, markdown=args.markdown))
     rows = []
     for k in ks:
-        for dither in (0.0, 1.0):
+        for dither in dithers:
             iq = results[(k, dither, "imagequant")]
-            for method in [f"kmq {s}" for s in SPACES] + ["imagequant"]:
+            for method in methods:
                 r = results[(k, dither, method)]
                 arr = np.array([x[1:] for x in r], float)
                 wins = sum(1 for a, b in zip(r, iq, strict=True) if a[2] > b[2] and a[3] < b[3])
                 rows.append([k, "yes" if dither else "no", method,
                              f"{np.median(arr[:, 0]):.2f}", f"{np.median(arr[:, 1]):.4f}",
                              f"{np.median(arr[:, 2]):.3f}", f"{np.median(arr[:, 3]):.3f}",
+                             f"{np.median(arr[:, 4]):.3f}",
                              "-" if method == "imagequant" else f"{wins}/{len(r)}"])
     print()
-    print(table(["K", "dither", "method", "PSNR dB", "SSIM", "CIEDE2000", "seconds",
-                 "beats imagequant on SSIM and CIEDE2000"], rows, markdown=args.markdown))
+    print(table(["K", "dither", "method", "PSNR dB", "SSIM", "CIEDE2000", "low-pass CIEDE2000",
+                 "seconds", "beats imagequant on SSIM and CIEDE2000"], rows,
+                markdown=args.markdown))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Floyd-Steinberg dithering: the kernel against the textbook reference; what dithering is for."""
+"""Dithering: both methods against the plain reference (3 and 4 channels, every space, with
+transparency); what dithering is for."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from skimage.filters import gaussian
 
 import kmq
 from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
-from kmq.dither import dither, floyd_steinberg
+from kmq.dither import diffuse, dither, flatness, floyd_steinberg
 from kmq.remapping import nearest
+from naive_dither import adaptive as naive_adaptive
+from naive_dither import flatness as naive_flatness
 from naive_dither import floyd_steinberg as naive_floyd_steinberg
+from naive_dither import nearest_color
 
 SHAPES = [(1, 1), (1, 7), (6, 1), (2, 2), (9, 13), (12, 5)]
 
@@ -35,6 +39,104 @@ def test_kernel_equals_textbook_reference_on_random_images(space, strength, clip
             np.testing.assert_array_equal(got, expected, err_msg=f"{shape} K={k}")
 
 
+def _rgba_case(seed: int, shape: tuple[int, int], k: int, space: str):
+    """Premultiplied RGBA points: (color * a / 255 in the working space, a), some a = 0; the
+    palette's entry 0 is transparent."""
+    rng = np.random.default_rng(seed)
+    color, palette = _random_case(seed, shape, k, space)
+    alpha = rng.choice([0, 0, 40, 128, 255, 255, 255], size=shape).astype(np.float64)
+    points = np.concatenate([color * alpha[..., None] / 255, alpha[..., None]], axis=2)
+    pal_alpha = rng.integers(0, 256, k).astype(np.float64)
+    pal_alpha[0] = 0
+    pal = np.concatenate([palette * pal_alpha[:, None] / 255, pal_alpha[:, None]], axis=1)
+    return points, pal, alpha == 0
+
+
+def _bounds4(space):
+    lo, hi = gamut_bounds(space)
+    return np.append(np.minimum(lo, 0), 0), np.append(hi, 255)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("strength", [1.0, 0.75, 0.3, 0.0])
+@pytest.mark.parametrize("clip", [False, True])
+def test_adaptive_kernel_equals_reference_on_random_images(space, strength, clip):
+    bounds = gamut_bounds(space) if clip else None
+    for i, shape in enumerate(SHAPES):
+        for k in (1, 2, 5, 33):
+            points, palette = _random_case(100 * i + k, shape, k, space)
+            got = diffuse(points, palette, strength=strength, bounds=bounds)
+            expected = naive_adaptive(points, palette, strength, bounds)
+            np.testing.assert_array_equal(got, expected, err_msg=f"{shape} K={k}")
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("method", ["adaptive", "floyd-steinberg"])
+@pytest.mark.parametrize("strength", [1.0, 0.6])
+def test_four_channels_with_transparency_equal_the_reference(space, method, strength):
+    """Premultiplied RGBA points: exact 4-channel nearest colors, error in all 4 channels,
+    transparent pixels take entry 0 and pass nothing on."""
+    naive = naive_adaptive if method == "adaptive" else naive_floyd_steinberg
+    for i, shape in enumerate([*SHAPES, (17, 23)]):
+        for k in (1, 3, 40):
+            points, palette, clear = _rgba_case(7 * i + k, shape, k, space)
+            for bounds in (None, _bounds4(space)):
+                got = diffuse(points, palette, strength=strength, method=method, bounds=bounds,
+                              transparent=clear)
+                expected = naive(points, palette, strength, bounds, clear, 0)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{shape} K={k}")
+                assert (got[clear] == 0).all()
+                # without a mask the same points are dithered like any others
+                np.testing.assert_array_equal(
+                    diffuse(points, palette, strength=strength, method=method, bounds=bounds),
+                    naive(points, palette, strength, bounds))
+
+
+@pytest.mark.parametrize("method", ["adaptive", "floyd-steinberg"])
+def test_transparent_pixels_pass_no_error_on(method):
+    """What lies under a transparent pixel cannot change any other pixel's index."""
+    points, palette, clear = _rgba_case(3, (30, 40), 12, "srgb")
+    other = points.copy()
+    other[clear] = np.random.default_rng(1).uniform(0, 255, (int(clear.sum()), 4))
+    a = diffuse(points, palette, method=method, transparent=clear)
+    b = diffuse(other, palette, method=method, transparent=clear)
+    np.testing.assert_array_equal(a, b)
+    # the index is the palette's first entry of alpha 0 unless one is given
+    np.testing.assert_array_equal(
+        diffuse(points, palette, method=method, transparent=clear, transparent_index=5)[clear], 5)
+
+
+def test_four_channel_nearest_is_the_exact_argmin_on_many_colors():
+    rng = np.random.default_rng(9)
+    points = rng.uniform(0, 255, (20, 25, 4))
+    palette = rng.uniform(0, 255, (300, 4))
+    got = diffuse(points, palette, strength=0.0)
+    expected = np.array([[nearest_color(points[y, x], palette) for x in range(25)]
+                         for y in range(20)])
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_flatness_equals_the_reference_and_counts_like_neighbours():
+    rng = np.random.default_rng(6)
+    for shape in [*SHAPES, (15, 9)]:
+        idx = rng.integers(0, 3, shape)
+        np.testing.assert_array_equal(flatness(idx), naive_flatness(idx))
+    assert (flatness(np.zeros((4, 5), int)) == 1).all()
+    assert flatness(np.eye(5, dtype=int))[2, 2] == 2 / 8
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_adaptive_equals_reference_on_a_photo_with_a_large_palette(small_photo, space):
+    rng = np.random.default_rng(12)
+    crop = small_photo[:40, :50]
+    palette = from_srgb8(to_working(rng.integers(0, 256, (200, 3)).astype(np.uint8), space),
+                         space)
+    np.testing.assert_array_equal(
+        dither(crop, palette, space=space),
+        naive_adaptive(to_working(crop, space), to_working(palette, space), 1.0,
+                       gamut_bounds(space)))
+
+
 @pytest.mark.parametrize("space", SPACES)
 def test_kernel_equals_reference_on_a_photo_with_a_large_palette(small_photo, space):
     """Many colors and a real image: the accelerated search must still be the exact argmin."""
@@ -44,8 +146,9 @@ def test_kernel_equals_reference_on_a_photo_with_a_large_palette(small_photo, sp
     points = to_working(crop, space)
     np.testing.assert_array_equal(floyd_steinberg(points, palette),
                                   naive_floyd_steinberg(points, palette))
-    # and what dither() does: clipped to the space's sRGB range
-    np.testing.assert_array_equal(dither(crop, from_srgb8(palette, space), space=space),
+    # and what dither(method="floyd-steinberg") does: clipped to the space's sRGB range
+    np.testing.assert_array_equal(dither(crop, from_srgb8(palette, space), space=space,
+                                         method="floyd-steinberg"),
                                   naive_floyd_steinberg(points, to_working(
                                       from_srgb8(palette, space), space), 1.0,
                                       gamut_bounds(space)))
@@ -105,18 +208,23 @@ def test_flat_mid_gray_on_black_and_white_mixes_to_its_value(space, white_share)
     """Error diffusion keeps the mean: the share of white pixels is the gray's position between
     black and white in the working space (up to the error lost at the image's edges)."""
     gray = np.full((96, 96, 3), 128, np.uint8)
-    idx = dither(gray, np.array([[0, 0, 0], [255, 255, 255]], np.uint8), space=space)
+    bw = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    idx = dither(gray, bw, space=space, method="floyd-steinberg")
     assert abs(idx.mean() - white_share) < 0.01
+    # the adaptive method too (a flat area is where it dithers), up to its 15/16 level
+    assert abs(dither(gray, bw, space=space).mean() - white_share) < 0.05
     if space == "srgb":
         assert abs(idx.mean() - 0.5) < 0.01
 
 
 def test_flat_gray_is_a_fine_pattern_not_bands():
     gray = np.full((64, 64, 3), 128, np.uint8)
-    idx = dither(gray, np.array([[0, 0, 0], [255, 255, 255]], np.uint8)).astype(float)
-    # every 4x4 block holds about half white: the error does not pile up into regions
-    blocks = idx.reshape(16, 4, 16, 4).mean(axis=(1, 3))
-    assert blocks.min() >= 0.25 and blocks.max() <= 0.75
+    for method in ("adaptive", "floyd-steinberg"):
+        idx = dither(gray, np.array([[0, 0, 0], [255, 255, 255]], np.uint8),
+                     method=method).astype(float)
+        # every 4x4 block holds about half white: the error does not pile up into regions
+        blocks = idx.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+        assert blocks.min() >= 0.25 and blocks.max() <= 0.75
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +277,13 @@ def test_dither_is_deterministic_and_equals_the_working_space_call(small_photo):
     a = dither(small_photo, palette, space="oklab", strength=0.8)
     b = dither(small_photo, palette, space="oklab", strength=0.8)
     np.testing.assert_array_equal(a, b)
-    c = floyd_steinberg(to_working(small_photo, "oklab"), to_working(palette, "oklab"),
-                        strength=0.8, bounds=gamut_bounds("oklab"))
+    c = diffuse(to_working(small_photo, "oklab"), to_working(palette, "oklab"),
+                strength=0.8, bounds=gamut_bounds("oklab"))
     np.testing.assert_array_equal(a, c)
+    d = floyd_steinberg(to_working(small_photo, "oklab"), to_working(palette, "oklab"),
+                        strength=0.8, bounds=gamut_bounds("oklab"))
+    np.testing.assert_array_equal(dither(small_photo, palette, space="oklab", strength=0.8,
+                                         method="floyd-steinberg"), d)
 
 
 def test_bad_arguments_say_what_was_expected():
@@ -181,10 +293,22 @@ def test_bad_arguments_say_what_was_expected():
         floyd_steinberg(img, pal, strength=1.5)
     with pytest.raises(ValueError, match=r"strength .* got True"):
         floyd_steinberg(img, pal, strength=True)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\) image .* got shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) or \(H, W, 4\) image .* got shape \(4, 3\)"):
         floyd_steinberg(np.zeros((4, 3)), pal)
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) or \(H, W, 4\) image .* \(2, 2, 5\)"):
+        diffuse(np.zeros((2, 2, 5)), pal)
     with pytest.raises(ValueError, match=r"palette of shape \(K, 3\) .* got shape \(0, 3\)"):
         floyd_steinberg(img, np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"palette of shape \(K, 4\) .* got shape \(2, 3\)"):
+        diffuse(np.zeros((2, 2, 4)), pal)
+    with pytest.raises(ValueError, match="dithering method"):
+        diffuse(img, pal, method="ordered")
+    with pytest.raises(ValueError, match="boolean mask of shape"):
+        diffuse(img, pal, transparent=np.zeros((2, 3), bool))
+    with pytest.raises(ValueError, match="expected transparent_index, or a 4-channel"):
+        diffuse(img, pal, transparent=np.zeros((2, 2), bool))
+    with pytest.raises(ValueError, match=r"index into the palette \(0\.\.\.1\); got 2"):
+        diffuse(img, pal, transparent=np.zeros((2, 2), bool), transparent_index=2)
     with pytest.raises(ValueError, match="finite points"):
         floyd_steinberg(np.full((2, 2, 3), np.nan), pal)
     with pytest.raises(ValueError, match="low <= high"):
