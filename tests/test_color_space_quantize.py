@@ -15,7 +15,7 @@ def _working_mse(rgb, palette, indices, space):
     return float(np.mean((a - b) ** 2))
 
 
-@pytest.mark.parametrize("space", ["linear", "oklab"])
+@pytest.mark.parametrize("space", ["wsrgb", "linear", "oklab"])
 def test_pixels_map_to_the_nearest_palette_color_in_the_space(small_photo, space):
     q = kmq.quantize(small_photo, 16, color_space=space)
     expected = nearest(to_working(small_photo.reshape(-1, 3), space),
@@ -26,7 +26,7 @@ def test_pixels_map_to_the_nearest_palette_color_in_the_space(small_photo, space
     assert q.mse == pytest.approx(float(np.mean((q.to_rgb().astype(float) - small_photo) ** 2)))
 
 
-@pytest.mark.parametrize("space", ["linear", "oklab"])
+@pytest.mark.parametrize("space", ["wsrgb", "linear", "oklab"])
 def test_each_space_has_the_lowest_error_in_its_own_measure(chelsea, space):
     srgb = kmq.quantize(chelsea, 16, color_space="srgb")
     other = kmq.quantize(chelsea, 16, color_space=space)
@@ -57,7 +57,7 @@ def test_compress_colorspace_option_writes_the_oklab_quantization(tmp_path, smal
     np.testing.assert_array_equal(written, q.to_rgb())
 
 
-@pytest.mark.parametrize("space", ["srgb", "oklab"])
+@pytest.mark.parametrize("space", ["srgb", "wsrgb", "oklab"])
 def test_dithered_quantization_uses_the_palette_and_reports_its_true_error(small_photo, space):
     from kmq.dither import dither
 

@@ -178,7 +178,8 @@ def test_uint8_table_and_float_formula_agree(space):
 @pytest.mark.parametrize("space", SPACES)
 def test_scale_black_is_zero_and_white_is_255(space):
     got = to_working(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), space)
-    expected = [[0, 0, 0], [255, 255, 255]] if space != "oklab" else [[0, 0, 0], [255, 0, 0]]
+    white = {"oklab": [255, 0, 0], "wsrgb": 255 * cs.WSRGB_WEIGHTS}.get(space, [255, 255, 255])
+    expected = [[0, 0, 0], white]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
 
 
@@ -192,8 +193,35 @@ def test_shapes_are_kept_and_lightness_is_monotonic():
     assert np.all(np.diff(to_working(grays, "linear")[:, 0]) > 0)
 
 
+# ---------------------------------------------------------------------------------------------
+# Weighted sRGB (kmq's own weighting: no published reference values; checked by its definition)
+
+
+def test_wsrgb_distance_is_the_weighted_srgb_distance():
+    rng = np.random.default_rng(11)
+    a, b = rng.integers(0, 256, (2, 10_000, 3)).astype(np.uint8)
+    d2 = np.sum((to_working(a, "wsrgb") - to_working(b, "wsrgb")) ** 2, axis=1)
+    diff = a.astype(np.float64) - b
+    np.testing.assert_allclose(d2, diff**2 @ (cs.WSRGB_WEIGHTS**2), rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(cs.WSRGB_WEIGHTS, [0.85, 1.0, 0.7])
+    assert cs.WSRGB_WEIGHTS[1] == 1.0  # green keeps the 0..255 scale
+
+
+def test_wsrgb_round_trip_and_gamut_bounds():
+    colors = _all_levels_grid(step=3)
+    back = from_working(to_working(colors, "wsrgb"), "wsrgb")
+    np.testing.assert_array_equal(np.clip(np.rint(back), 0, 255).astype(np.uint8), colors)
+    assert np.abs(back - colors).max() < 1e-12
+    low, high = cs.gamut_bounds("wsrgb")
+    np.testing.assert_array_equal(low, [0, 0, 0])
+    np.testing.assert_allclose(high, [216.75, 255.0, 178.5], rtol=0, atol=1e-12)
+    pts = to_working(_cube_surface(), "wsrgb")
+    assert np.all(pts >= low) and np.all(pts <= high)
+
+
 def test_bad_arguments_say_what_was_expected():
-    with pytest.raises(ValueError, match=r"space in \('srgb', 'linear', 'oklab'\); got 'lab'"):
+    with pytest.raises(ValueError,
+                       match=r"space in \('srgb', 'wsrgb', 'linear', 'oklab'\); got 'lab'"):
         to_working(np.zeros((1, 3), np.uint8), "lab")
     with pytest.raises(ValueError, match=r"shape \(\.\.\., 3\); got shape \(4, 4\)"):
         to_working(np.zeros((4, 4), np.uint8), "srgb")
