@@ -222,7 +222,7 @@ def test_real_photo_is_smaller_than_optimized_png():
 @pytest.mark.parametrize(("palette", "indices", "error"), [
     (np.zeros((2, 3), np.uint8), np.zeros((2, 2), np.int32), TypeError),
     (np.zeros((2, 3), np.float64), np.zeros((2, 2), np.uint8), ValueError),
-    (np.zeros((2, 4), np.uint8), np.zeros((2, 2), np.uint8), ValueError),
+    (np.zeros((2, 5), np.uint8), np.zeros((2, 2), np.uint8), ValueError),
     (np.zeros((0, 3), np.uint8), np.zeros((2, 2), np.uint8), ValueError),
     (np.zeros((65537, 3), np.uint8), np.zeros((2, 2), np.uint16), ValueError),
     (np.zeros((2, 3), np.uint8), np.zeros((2, 2, 1), np.uint8), ValueError),
@@ -254,7 +254,8 @@ def sample() -> bytes:
 @pytest.mark.parametrize(("fields", "message"), [
     ({"magic": b"\x89PNG\r\n\x1a\n"}, "bad magic"),
     ({"version": 2}, "unsupported .kmq version 2"),
-    ({"layout": 4}, "RGBA palettes are reserved"),
+    ({"layout": 4}, "truncated"),  # an RGB file relabelled RGBA: 4K palette bytes are missing
+    ({"layout": 5}, "unknown channel layout"),
     ({"layout": 1}, "unknown channel layout"),
     ({"method": 3}, "unknown coding method"),
     ({"method": 0}, "does not match K"),

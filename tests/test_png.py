@@ -115,8 +115,8 @@ def test_save_png_never_replaces_a_file_without_overwrite(tmp_path, small_photo)
     (np.zeros((4, 3), np.uint8), np.full((2, 2), -1), r"indices in 0\.\.3"),
     (np.zeros((257, 3), np.uint8), np.zeros((2, 2), int), "1 <= K <= 256"),
     (np.zeros((0, 3), np.uint8), np.zeros((2, 2), int), "1 <= K <= 256"),
-    (np.zeros((4, 4), np.uint8), np.zeros((2, 2), int), r"\(K, 3\) uint8"),
-    (np.zeros((4, 3), np.float64), np.zeros((2, 2), int), r"\(K, 3\) uint8"),
+    (np.zeros((4, 5), np.uint8), np.zeros((2, 2), int), r"\(K, 3\) or \(K, 4\) uint8"),
+    (np.zeros((4, 3), np.float64), np.zeros((2, 2), int), r"\(K, 3\) or \(K, 4\) uint8"),
     (np.zeros((4, 3), np.uint8), np.zeros((2, 2, 1), int), r"\(H, W\) integer"),
     (np.zeros((4, 3), np.uint8), np.zeros((2, 2)), r"\(H, W\) integer"),
 ])

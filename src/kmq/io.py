@@ -1,9 +1,13 @@
-"""Reading images into RGB arrays, and writing files atomically.
+"""Reading images into RGB or RGBA arrays, and writing files atomically.
 
-Any file Pillow opens is accepted. EXIF orientation is applied; grayscale, palette, CMYK, YCbCr
-and other modes become RGB; 16- and 32-bit samples are scaled to 8 bits; an alpha channel is
-dropped with a :class:`AlphaDroppedWarning` (alpha support is planned). An image with more pixels
-than ``max_pixels`` is refused before its pixels are decoded.
+Any file Pillow opens is accepted. EXIF orientation is applied; an embedded ICC profile other than
+sRGB (Display P3, Adobe RGB, a CMYK press profile...) is converted to sRGB by LittleCMS (Pillow's
+ImageCms, relative colorimetric intent, as browsers do), so that colors do not shift; grayscale,
+palette, CMYK, YCbCr and other modes become RGB; 16- and 32-bit samples are scaled to 8 bits.
+Transparency (an alpha channel, a PNG ``tRNS`` chunk, a GIF transparent index) is kept by
+:func:`read_image` and :func:`as_pixels`, which return (H, W, 4) when some pixel is not opaque;
+:func:`read_rgb` and :func:`as_rgb` drop it with an :class:`AlphaDroppedWarning`. An image with
+more pixels than ``max_pixels`` is refused before its pixels are decoded.
 """
 
 from __future__ import annotations
@@ -30,7 +34,85 @@ _EXIF_ORIENTATION = 0x0112
 
 
 class AlphaDroppedWarning(UserWarning):
-    """The input had transparency, which this version of kmq drops."""
+    """The input had transparency, which the caller asked to drop (an RGB-only use)."""
+
+
+class ProfileIgnoredWarning(UserWarning):
+    """The input's embedded ICC profile could not be used; its colors were read as sRGB."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _has_transparency(im: Image.Image) -> bool:
+    return im.mode in _ALPHA_MODES or (
+        im.mode in {"P", "L", "RGB", "1"} and "transparency" in im.info)
+
+
+def _srgb_profile():
+    from PIL import ImageCms
+
+    global _SRGB
+    if _SRGB is None:
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return _SRGB
+
+
+_SRGB = None
+#: Colors run through a profile to tell whether it is sRGB in all but name (then nothing is done).
+_PROBE = np.array(np.meshgrid(*[np.linspace(0, 255, 9).round()] * 3), np.uint8).reshape(3, -1).T
+
+
+def to_srgb(im: Image.Image, name: str = "image") -> Image.Image:
+    """``im`` converted from its embedded ICC profile to sRGB; as it is without one.
+
+    Profiles that map colors to sRGB within one level (sRGB itself under any name) are left
+    alone, so sRGB files are not rounded twice. RGB and RGBA images keep their mode (alpha is not
+    touched); CMYK and grayscale images with a profile become RGB. A damaged profile gives a
+    warning (:class:`ProfileIgnoredWarning`) and the colors are read as sRGB, as browsers do.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> from kmq.io import to_srgb
+    >>> im = Image.new("RGB", (2, 2), (200, 10, 10))
+    >>> to_srgb(im) is im  # no profile: already sRGB
+    True
+    """
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in {"RGB", "RGBA", "CMYK", "L", "LA"}:
+        return im
+    import io as _io
+
+    from PIL import ImageCms
+
+    in_mode = "L" if im.mode == "LA" else im.mode
+    out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+    try:
+        source = ImageCms.ImageCmsProfile(_io.BytesIO(icc))
+        transform = ImageCms.buildTransform(
+            source, _srgb_profile(), in_mode, out_mode,
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+        warnings.warn(f"{name}: embedded ICC profile ignored, colors read as sRGB "
+                      f"({_first_line(exc)})", ProfileIgnoredWarning, stacklevel=4)
+        return im
+    if in_mode in {"RGB", "RGBA"}:
+        probe = _PROBE if in_mode == "RGB" else np.concatenate(
+            [_PROBE, np.full((len(_PROBE), 1), 255, np.uint8)], axis=1)
+        mapped = np.asarray(ImageCms.applyTransform(Image.fromarray(probe[:, None, :]),
+                                                    transform))[:, 0, :3]
+        if int(np.abs(mapped.astype(np.int16) - _PROBE).max()) <= 1:
+            return im  # sRGB already, whatever its name
+    alpha = im.getchannel("A") if im.mode == "LA" else None
+    out = ImageCms.applyTransform(im.convert(in_mode) if in_mode != im.mode else im, transform)
+    if out is None:  # pragma: no cover - applyTransform returns None only in place
+        raise ImageReadError(f"{name}: color conversion failed")
+    if alpha is not None:
+        out.putalpha(alpha)
+    out.info = {k: v for k, v in im.info.items() if k != "icc_profile"}
+    return out
 
 
 def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
@@ -53,22 +135,77 @@ def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
 
 
-def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
-    """A Pillow image as an (H, W, 3) uint8 array (see the module docstring for the rules)."""
+def pil_to_array(im: Image.Image, name: str = "image", *, alpha: bool = True) -> np.ndarray:
+    """A Pillow image as an (H, W, 3) uint8 array, or (H, W, 4) when ``alpha`` and some pixel is
+    not fully opaque (see the module docstring for the rules)."""
+    im = to_srgb(im, name)
     mode = im.mode
     if mode in _WIDE_MODES or mode == "F":
         arr = np.asarray(im)
         gray = _float_to_uint8(arr) if mode == "F" else _wide_to_uint8(arr)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info) or (
-            mode in {"L", "RGB"} and "transparency" in im.info):
-        warnings.warn(f"{name}: transparency dropped (alpha is not supported yet)",
-                      AlphaDroppedWarning, stacklevel=3)
-    if mode != "RGB":
-        im = im.convert("RGBA" if mode == "P" and "transparency" in im.info else "RGB")
-        if im.mode == "RGBA":
-            im = im.convert("RGB")
-    return np.asarray(im)
+    if _has_transparency(im):
+        rgba = np.asarray(im if mode == "RGBA" else im.convert("RGBA"))
+        if not (rgba[:, :, 3] == 255).all():
+            if alpha:
+                return rgba
+            warnings.warn(f"{name}: transparency dropped (this use needs RGB)",
+                          AlphaDroppedWarning, stacklevel=3)
+        return np.ascontiguousarray(rgba[:, :, :3])
+    return np.asarray(im if mode == "RGB" else im.convert("RGB"))
+
+
+def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
+    """A Pillow image as an (H, W, 3) uint8 array; transparency is dropped with a warning."""
+    return pil_to_array(im, name, alpha=False)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               alpha: bool = True) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB, or (H, W, 4) RGBA when it has transparency
+    (some pixel not fully opaque) and ``alpha`` is true.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, unreadable, not an image, damaged, or has a broken ICC profile.
+    ImageTooLargeError
+        It has more than ``max_pixels`` pixels.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> from kmq.io import read_image
+    >>> path = tempfile.mkdtemp() + "/dot.png"
+    >>> rgba = np.zeros((2, 2, 4), np.uint8); rgba[0, 0] = [255, 0, 0, 255]
+    >>> Image.fromarray(rgba).save(path)
+    >>> read_image(path).shape, read_image(path)[0, 0].tolist()
+    ((2, 2, 4), [255, 0, 0, 255])
+    """
+    name = os.fspath(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(name) as im:
+                _check_size(im.width, im.height, max_pixels, name)
+                im.load()
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+                if orientation != 1:
+                    im = ImageOps.exif_transpose(im)
+                return pil_to_array(im, name, alpha=alpha)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{name}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{name}: is a directory, not an image") from exc
+    except PermissionError as exc:
+        raise ImageReadError(f"{name}: permission denied") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{name}: cannot decode image ({exc})") from exc
 
 
 def read_rgb(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -91,42 +228,32 @@ def read_rgb(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
     >>> read_rgb(path).shape, int(read_rgb(path)[0, 0, 1])
     ((2, 3, 3), 200)
     """
-    name = os.fspath(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(name) as im:
-                _check_size(im.width, im.height, max_pixels, name)
-                im.load()
-                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-                if orientation != 1:
-                    im = ImageOps.exif_transpose(im)
-                return pil_to_rgb(im, name)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageReadError(f"{name}: is a directory, not an image") from exc
-    except PermissionError as exc:
-        raise ImageReadError(f"{name}: permission denied") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"{name}: cannot decode image ({exc})") from exc
+    return read_image(path, max_pixels=max_pixels, alpha=False)
 
 
-def as_rgb(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An (H, W, 3) uint8 array from an array, a Pillow image or a path.
+def as_pixels(image, *, max_pixels: int = DEFAULT_MAX_PIXELS, alpha: bool = True) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array, or (H, W, 4) RGBA when the image has transparency (some pixel
+    not fully opaque) and ``alpha`` is true; from an array, a Pillow image or a path.
 
-    Arrays may be (H, W) gray or (H, W, 3|4), of dtype uint8 (as is), uint16 (scaled to 8 bits)
-    or bool.
+    Arrays may be (H, W) gray or (H, W, 1|3|4), of dtype uint8 (as is), uint16 (scaled to 8 bits)
+    or bool. An (H, W, 4) array whose alpha is 255 everywhere comes back as RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.io import as_pixels
+    >>> rgba = np.full((2, 2, 4), 255, np.uint8)
+    >>> as_pixels(rgba).shape  # opaque everywhere: RGB
+    (2, 2, 3)
+    >>> rgba[0, 0, 3] = 0
+    >>> as_pixels(rgba).shape
+    (2, 2, 4)
     """
     if isinstance(image, (str, os.PathLike)):
-        return read_rgb(image, max_pixels=max_pixels)
+        return read_image(image, max_pixels=max_pixels, alpha=alpha)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, max_pixels, "image")
-        return pil_to_rgb(image)
+        return pil_to_array(image, alpha=alpha)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a numpy array, a PIL.Image.Image or a path; "
                         f"got {type(image).__name__}")
@@ -146,12 +273,40 @@ def as_rgb(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape[2] == 4:
-        warnings.warn("image: alpha channel dropped (alpha is not supported yet)",
-                      AlphaDroppedWarning, stacklevel=2)
-        arr = arr[:, :, :3]
+        if (arr[:, :, 3] == 255).all():
+            arr = arr[:, :, :3]
+        elif not alpha:
+            warnings.warn("image: transparency dropped (this use needs RGB)",
+                          AlphaDroppedWarning, stacklevel=3)
+            arr = arr[:, :, :3]
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     return np.ascontiguousarray(arr)
+
+
+def binary_alpha(pixels: np.ndarray, threshold: int = 128) -> np.ndarray:
+    """Pixels with alpha only 0 or 255, for formats with one transparent color (GIF): alpha below
+    ``threshold`` becomes 0, the rest 255. An RGB array, or one left opaque, comes back as RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.io import binary_alpha
+    >>> px = np.array([[[9, 9, 9, 0], [9, 9, 9, 100], [9, 9, 9, 200]]], np.uint8)
+    >>> binary_alpha(px)[..., 3].tolist()
+    [[0, 0, 255]]
+    """
+    if pixels.shape[2] == 3:
+        return pixels
+    out = pixels.copy()
+    out[:, :, 3] = np.where(pixels[:, :, 3] < threshold, 0, 255)
+    return out if (out[:, :, 3] == 0).any() else np.ascontiguousarray(out[:, :, :3])
+
+
+def as_rgb(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An (H, W, 3) uint8 array from an array, a Pillow image or a path; transparency is dropped
+    with an :class:`AlphaDroppedWarning` (see :func:`as_pixels`, which keeps it)."""
+    return as_pixels(image, max_pixels=max_pixels, alpha=False)
 
 
 @contextmanager

@@ -1,13 +1,16 @@
 """How good and how small a quantized image is: MSE, PSNR, SSIM, bits per pixel, ratios.
 
-Images are compared as 8-bit sRGB, shape (H, W, 3), dtype uint8. Every measure works through the
-image in horizontal strips, so the extra memory stays bounded (about 50 MB) on 24-megapixel
-photos, and the ``*_indexed`` variants rebuild each strip of the quantized image from its palette
-and index map instead of materializing the whole RGB result.
+Images are compared as 8-bit sRGB, shape (H, W, 3), dtype uint8. Images with transparency, shape (H,
+W, 4), are compared as premultiplied RGBA: each color channel times alpha / 255, and alpha itself,
+four channels in 8-bit units (the color as composited over any background, plus how transparent it
+is; the color under a fully transparent pixel does not count). Every measure works through the image
+in horizontal strips, so the extra memory stays bounded (about 50 MB) on 24-megapixel photos, and
+the ``*_indexed`` variants rebuild each strip of the quantized image from its palette and index map
+instead of materializing the whole RGB result.
 
 SSIM is scikit-image's :func:`skimage.metrics.structural_similarity` (uniform 7x7 window,
-``data_range=255``, sample covariance, mean over the three channels), computed strip by strip
-with a halo of ``(win_size - 1) // 2`` rows; the result equals skimage's whole-image value.
+``data_range=255``, sample covariance, mean over the three channels), computed strip by strip with a
+halo of ``(win_size - 1) // 2`` rows; the result equals skimage's whole-image value.
 """
 
 from __future__ import annotations
@@ -24,10 +27,25 @@ _DATA_RANGE = 255.0
 
 def _check_rgb(arr, name: str) -> np.ndarray:
     arr = np.asarray(arr)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
-        raise ValueError(f"expected {name} to be a non-empty (H, W, 3) uint8 array; "
-                         f"got shape {arr.shape} and dtype {arr.dtype}")
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.size == 0:
+        raise ValueError(f"expected {name} to be a non-empty (H, W, 3) or (H, W, 4) uint8 "
+                         f"array; got shape {arr.shape} and dtype {arr.dtype}")
     return arr
+
+
+def _premultiplied(strip: np.ndarray) -> np.ndarray:
+    """An (h, w, 4) uint8 strip as int32 premultiplied RGBA in units of 1/255: (R*A, G*A, B*A,
+    A*255), so that integer differences are exact (divide squares by 255**2)."""
+    s = strip.astype(np.int32)
+    a = s[:, :, 3:4]
+    return np.concatenate([s[:, :, :3] * a, a * 255], axis=2)
+
+
+def _as_float(strip: np.ndarray, dtype) -> np.ndarray:
+    """A strip as float in 8-bit units, premultiplied when it has alpha."""
+    if strip.shape[2] == 4:
+        return _premultiplied(strip).astype(dtype) / dtype(255.0)
+    return strip.astype(dtype)
 
 
 def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -41,10 +59,11 @@ def _check_indexed(rgb, palette, indices) -> tuple[np.ndarray, np.ndarray, np.nd
     rgb = _check_rgb(rgb, "rgb")
     palette = np.asarray(palette)
     indices = np.asarray(indices)
-    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != 3 or (
+    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != rgb.shape[2] or (
             len(palette) == 0):
-        raise ValueError(f"expected palette to be a (K, 3) uint8 array with K >= 1; "
-                         f"got shape {palette.shape} and dtype {palette.dtype}")
+        raise ValueError(f"expected palette to be a (K, {rgb.shape[2]}) uint8 array with K >= 1 "
+                         f"(as many channels as the image); got shape {palette.shape} and "
+                         f"dtype {palette.dtype}")
     if indices.shape != rgb.shape[:2] or not np.issubdtype(indices.dtype, np.integer):
         raise ValueError(f"expected indices to be an integer array of shape {rgb.shape[:2]}; "
                          f"got shape {indices.shape} and dtype {indices.dtype}")
@@ -58,15 +77,19 @@ def _rows_per_strip(width: int, minimum: int = 1) -> int:
     return max(minimum, _STRIP_PIXELS // max(width, 1))
 
 
-def _sse(a: np.ndarray, get_b: Callable[[int, int], np.ndarray]) -> int:
-    """Exact sum of squared differences, in integers, strip by strip."""
+def _sse(a: np.ndarray, get_b: Callable[[int, int], np.ndarray]) -> float:
+    """Exact sum of squared differences, in integers, strip by strip (premultiplied for RGBA)."""
     rows = _rows_per_strip(a.shape[1])
     total = 0
+    alpha = a.shape[2] == 4
     for r0 in range(0, a.shape[0], rows):
         r1 = min(r0 + rows, a.shape[0])
-        d = a[r0:r1].astype(np.int32) - get_b(r0, r1)
+        if alpha:
+            d = (_premultiplied(a[r0:r1]) - _premultiplied(get_b(r0, r1))).astype(np.int64)
+        else:
+            d = a[r0:r1].astype(np.int32) - get_b(r0, r1)
         total += int(np.einsum("ijk,ijk->", d, d, dtype=np.int64))
-    return total
+    return total / 255.0**2 if alpha else total
 
 
 def mse(a, b) -> float:
@@ -168,7 +191,8 @@ def _ssim_strips(shape: tuple[int, ...], get_a: Callable[[int, int], np.ndarray]
     for r0 in range(first, stop, rows):
         r1 = min(r0 + rows, stop)
         lo, hi = r0 - pad, r1 + pad
-        _, smap = structural_similarity(get_a(lo, hi).astype(dtype), get_b(lo, hi).astype(dtype),
+        _, smap = structural_similarity(_as_float(get_a(lo, hi), dtype),
+                                        _as_float(get_b(lo, hi), dtype),
                                         channel_axis=2,
                                         data_range=_DATA_RANGE, win_size=win_size, full=True)
         total += float(smap[pad:pad + (r1 - r0), pad:width - pad].sum(dtype=np.float64))

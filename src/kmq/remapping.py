@@ -46,11 +46,14 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     return labels
 
 
-def check_palette(palette) -> np.ndarray:
-    """A palette as a (K, 3) uint8 array with 1 <= K <= 65536, or a ValueError that says why."""
+def check_palette(palette, *, alpha: bool = False) -> np.ndarray:
+    """A palette as a (K, 3) uint8 array with 1 <= K <= 65536, or a ValueError that says why;
+    with ``alpha``, (K, 4) RGBA palettes are accepted too."""
     arr = np.asarray(palette)
-    if arr.ndim != 2 or arr.shape[1] != 3 or not 1 <= len(arr) <= 65536:
-        raise ValueError(f"expected a palette of shape (K, 3) with 1 <= K <= 65536; "
+    widths = (3, 4) if alpha else (3,)
+    if arr.ndim != 2 or arr.shape[1] not in widths or not 1 <= len(arr) <= 65536:
+        shape = "(K, 3) or (K, 4)" if alpha else "(K, 3)"
+        raise ValueError(f"expected a palette of shape {shape} with 1 <= K <= 65536; "
                          f"got shape {arr.shape}")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255 or (

@@ -63,7 +63,7 @@ class Header:
     version : int
         Format version (1).
     layout : str
-        Channel layout of the palette, ``"RGB"``.
+        Channel layout of the palette, ``"RGB"`` or ``"RGBA"``.
     method : Method
         How the index map is coded.
     index_dtype : str
@@ -91,9 +91,14 @@ class Header:
         return self.width * self.height
 
     @property
+    def channels(self) -> int:
+        """Bytes per palette entry: 3 (RGB) or 4 (RGBA)."""
+        return len(self.layout)
+
+    @property
     def palette_size(self) -> int:
-        """Bytes of the palette, ``3 * k``."""
-        return 3 * self.k
+        """Bytes of the palette, ``3 * k`` (RGB) or ``4 * k`` (RGBA)."""
+        return self.channels * self.k
 
     @property
     def file_size(self) -> int:
@@ -112,7 +117,7 @@ class Decoded:
 
     Attributes
     ----------
-    palette : ndarray of uint8, shape (K, 3)
+    palette : ndarray of uint8, shape (K, 3), or (K, 4) for an RGBA file
     indices : ndarray of uint8 or uint16, shape (H, W)
     width, height, k, version : int
     method : Method
@@ -127,7 +132,11 @@ class Decoded:
     method: Method
 
     def to_rgb(self) -> np.ndarray:
-        """The image as an (H, W, 3) uint8 array."""
+        """The image's colors as an (H, W, 3) uint8 array (alpha left out)."""
+        return self.palette[:, :3][self.indices]
+
+    def to_array(self) -> np.ndarray:
+        """The image as an (H, W, 3) or, for RGBA, (H, W, 4) uint8 array."""
         return self.palette[self.indices]
 
 
@@ -137,8 +146,8 @@ def _check_inputs(palette, indices) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(palette, np.ndarray) or not isinstance(indices, np.ndarray):
         raise TypeError(f"expected numpy arrays for palette and indices; got "
                         f"{type(palette).__name__} and {type(indices).__name__}")
-    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] != 3:
-        raise ValueError(f"expected a palette of shape (K, 3) and dtype uint8; "
+    if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] not in (3, 4):
+        raise ValueError(f"expected a palette of shape (K, 3) or (K, 4) and dtype uint8; "
                          f"got shape {palette.shape} and dtype {palette.dtype}")
     k = palette.shape[0]
     if not 1 <= k <= MAX_K:
@@ -244,7 +253,8 @@ def encode(palette: np.ndarray, indices: np.ndarray, *, method: Method | None = 
         raise ValueError(f"the coded index map ({len(payload):,} bytes) is over the format's "
                          f"limit of {MAX_PAYLOAD:,} bytes")
     height, width = indices.shape
-    fields = _HEADER.pack(MAGIC, VERSION, _LAYOUT_RGB, int(chosen), indices.dtype.itemsize,
+    layout = _LAYOUT_RGBA if palette.shape[1] == 4 else _LAYOUT_RGB
+    fields = _HEADER.pack(MAGIC, VERSION, layout, int(chosen), indices.dtype.itemsize,
                           width, height, k, len(payload))
     body = b"".join((fields, struct.pack("<I", zlib.crc32(fields)), palette.tobytes(), payload))
     return body + struct.pack("<I", zlib.crc32(body))
@@ -285,10 +295,7 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
     (crc,) = struct.unpack("<I", head[_HEADER.size:])
     if zlib.crc32(head[:_HEADER.size]) != crc:
         raise CorruptFileError("header checksum mismatch (the file is damaged)")
-    if layout == _LAYOUT_RGBA:
-        raise CorruptFileError("RGBA palettes are reserved for a future version; this kmq reads "
-                               "RGB .kmq files only")
-    if layout != _LAYOUT_RGB:
+    if layout not in (_LAYOUT_RGB, _LAYOUT_RGBA):
         raise CorruptFileError(f"unknown channel layout {layout}")
     if method not in {m.value for m in Method}:
         raise CorruptFileError(f"unknown coding method {method}")
@@ -306,7 +313,8 @@ def read_header(data: bytes | bytearray | memoryview) -> Header:
     if (method == Method.CONSTANT) != (k == 1) or (method == Method.CONSTANT and payload != 0):
         raise CorruptFileError(f"method {method} does not match K = {k} and a payload of "
                                f"{payload} bytes")
-    return Header(version=version, layout="RGB", method=Method(method),
+    return Header(version=version, layout="RGBA" if layout == _LAYOUT_RGBA else "RGB",
+                  method=Method(method),
                   index_dtype="uint8" if index_bytes == 1 else "uint16", width=width,
                   height=height, k=k, payload_size=payload)
 
@@ -400,7 +408,8 @@ def decode(data: bytes | bytearray | memoryview, *,
     if zlib.crc32(view[:-TRAILER_SIZE]) != crc:
         raise CorruptFileError("checksum mismatch (the file is damaged)")
     start = HEADER_SIZE + header.palette_size
-    palette = np.frombuffer(view[HEADER_SIZE:start], np.uint8).reshape(header.k, 3).copy()
+    palette = np.frombuffer(view[HEADER_SIZE:start], np.uint8).reshape(
+        header.k, header.channels).copy()
     payload = bytes(view[start:start + header.payload_size])
     if header.method == Method.CONSTANT:
         indices = np.zeros((header.height, header.width), np.uint16)

@@ -4,7 +4,9 @@ The image is handed to Pillow as a palette (mode ``P``) image, so nothing is re-
 dithered: the file's color table holds the K colors in their order (padded with black to the next
 power of two, as GIF requires) and every pixel keeps its index. Pillow's palette optimization is
 off, and nothing varying (no timestamps, no comments) is written, so the same palette and indices
-always give the same bytes. A single frame, no transparency.
+always give the same bytes. A single frame. GIF has one kind of transparency, a single fully
+transparent index: an RGBA palette may hold one entry of alpha 0 and otherwise opaque ones (quantize
+with binary alpha for GIF, see :func:`kmq.io.binary_alpha`); translucent entries are refused.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import io
 import os
 
+import numpy as np
+
+from kmq.codecs._common import check_indexed
 from kmq.codecs.png import to_pil
 from kmq.io import write_atomic
 
@@ -24,13 +29,20 @@ def encode_gif(palette, indices) -> bytes:
 
     Parameters
     ----------
-    palette : ndarray of uint8, shape (K, 3), 1 <= K <= 256
+    palette : ndarray of uint8, shape (K, 3) or (K, 4), 1 <= K <= 256
+        An RGBA palette may have one entry of alpha 0 (the transparent index); its other
+        entries must be opaque.
     indices : ndarray of integers, shape (H, W), values in 0..K-1
 
     Returns
     -------
     bytes
         The GIF file; identical for identical arguments.
+
+    Raises
+    ------
+    ValueError
+        The palette has translucent entries, or more than one transparent one.
 
     Examples
     --------
@@ -43,9 +55,20 @@ def encode_gif(palette, indices) -> bytes:
     >>> im.mode, im.size, np.asarray(im).tolist()
     ('P', (3, 2), [[0, 1, 2], [2, 1, 0]])
     """
+    palette, indices = check_indexed(palette, indices, MAX_COLORS)
+    options = {}
+    if palette.shape[1] == 4:
+        alpha = palette[:, 3]
+        clear = np.flatnonzero(alpha == 0)
+        if ((alpha != 0) & (alpha != 255)).any() or len(clear) > 1:
+            raise ValueError("a GIF holds one fully transparent color and opaque ones; this "
+                             "palette has translucent entries (quantize with binary alpha)")
+        if len(clear):
+            options["transparency"] = int(clear[0])
+        palette = np.ascontiguousarray(palette[:, :3])
     im = to_pil(palette, indices)
     buf = io.BytesIO()
-    im.save(buf, format="GIF", optimize=False)
+    im.save(buf, format="GIF", optimize=False, **options)
     return buf.getvalue()
 
 

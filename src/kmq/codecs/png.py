@@ -1,9 +1,10 @@
 """Indexed (palette) PNG: a palette of K colors and an index map, written by Pillow.
 
-The file holds exactly K ``PLTE`` entries, and Pillow packs the indices at the smallest bit depth
-that holds K values: 1 bit for K <= 2, 2 bits for K <= 4, 4 bits for K <= 16, else 8. No
-timestamps or other varying metadata are written, so the same palette and indices always give
-the same bytes.
+The file holds exactly K ``PLTE`` entries (with an RGBA palette, their alpha in a ``tRNS`` chunk
+that stops after the last entry that is not opaque), and Pillow packs the indices at the smallest
+bit depth that holds K values: 1 bit for K <= 2, 2 bits for K <= 4, 4 bits for K <= 16, else 8. No
+timestamps or other varying metadata are written, so the same palette and indices always give the
+same bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ def to_pil(palette, indices) -> Image.Image:
     palette, indices = _check(palette, indices)
     height, width = indices.shape
     im = Image.frombytes("P", (width, height), indices.tobytes())
-    im.putpalette(palette.tobytes(), rawmode="RGB")
+    if palette.shape[1] == 4 and (palette[:, 3] == 255).all():
+        palette = palette[:, :3]  # nothing transparent: no tRNS
+    im.putpalette(palette.tobytes(), rawmode="RGBA" if palette.shape[1] == 4 else "RGB")
+    if palette.shape[1] == 4:
+        alpha = palette[:, 3]
+        last = int(np.flatnonzero(alpha != 255)[-1])
+        im.info["transparency"] = alpha[:last + 1].tobytes()
     return im
 
 
@@ -40,8 +47,8 @@ def encode_png(palette, indices, *, optimize: bool = False) -> bytes:
 
     Parameters
     ----------
-    palette : ndarray of uint8, shape (K, 3), 1 <= K <= 256
-        sRGB colors; all K are written to ``PLTE``.
+    palette : ndarray of uint8, shape (K, 3) or (K, 4), 1 <= K <= 256
+        sRGB colors, all K written to ``PLTE``; an RGBA palette's alpha goes to ``tRNS``.
     indices : ndarray of integers, shape (H, W), values in 0..K-1
     optimize : bool
         Let zlib search harder (Pillow's ``optimize``), then recompress with oxipng (its level

@@ -38,7 +38,7 @@ def encode_webp(palette, indices, *, quality: int = DEFAULT_QUALITY) -> bytes:
 
     Parameters
     ----------
-    palette : ndarray of uint8, shape (K, 3), 1 <= K <= 65536
+    palette : ndarray of uint8, shape (K, 3) or (K, 4) (RGBA), 1 <= K <= 65536
     indices : ndarray of integers, shape (H, W), values in 0..K-1
     quality : int, 0..100
         libwebp's lossless effort (the pixels are exact whatever it is): higher is smaller and
@@ -62,7 +62,7 @@ def encode_webp(palette, indices, *, quality: int = DEFAULT_QUALITY) -> bytes:
     """
     palette, indices = check_indexed(palette, indices, MAX_COLORS)
     quality = _check_quality(quality)
-    im = Image.fromarray(palette[indices], "RGB")
+    im = Image.fromarray(palette[indices], "RGBA" if palette.shape[1] == 4 else "RGB")
     buf = io.BytesIO()
     im.save(buf, format="WEBP", lossless=True, quality=quality, method=METHOD, exact=True)
     return buf.getvalue()
