@@ -1,0 +1,254 @@
+"""``kmq serve``'s page in a real browser: Playwright (sync API) driving Debian's chromium.
+
+The browser is never downloaded: the tests use ``/usr/bin/chromium`` (``make test`` installs it
+with apt when missing) and skip with a reason where it is absent, unless ``CI`` is set, where a
+missing browser fails. A screenshot of the page is saved to ``test-artifacts/serve.png``.
+
+Run as a script to draw the README's picture (a full photo at 16 colors)::
+
+    .venv/bin/python tests/test_web_browser.py docs/images/serve.png
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+import kmq
+from kmq.web import BackgroundServer, ServerConfig, create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACT = ROOT / "test-artifacts" / "serve.png"
+VIEWPORT = {"width": 1280, "height": 800}
+#: The README's picture: tall enough to show the palette.
+DOC_VIEWPORT = {"width": 1400, "height": 1000}
+#: Milliseconds to wait for a result in the page.
+WAIT_MS = 60_000
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"chromium not found at {CHROMIUM} (make browser, or apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing_browser()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with BackgroundServer(create_app(ServerConfig(max_upload_bytes=5_000_000))) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url + "/")
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def stats(page) -> dict[str, str]:
+    """The numbers on display, as their raw ``data-value``s, by cell id."""
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#stats td')]
+        .map((td) => [td.id, td.dataset.value]))""")
+
+
+def wait_for_result(page, k: int, fmt: str = "png") -> None:
+    """Wait until the page shows the result for K colors in ``fmt``, and nothing is pending."""
+    page.wait_for_function(
+        """([k, fmt]) => document.body.dataset.state === 'ready'
+            && document.getElementById('result').dataset.k === String(k)
+            && document.getElementById('result').dataset.format === fmt""",
+        arg=[k, fmt], timeout=WAIT_MS)
+
+
+def download(page, tmp_path: Path) -> Path:
+    with page.expect_download() as info:
+        page.click("#download")
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def test_upload_slider_result_download(page, tmp_path):
+    # a file that is not an image: a one-line error, and the page keeps working
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                          "buffer": b"not an image\n"}])
+    page.wait_for_function("() => document.body.dataset.state === 'error'",
+                           timeout=WAIT_MS)
+    assert "not an image file" in page.inner_text("#status")
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut()[:256, 128:384])).save(photo)
+    page.set_input_files("#file", str(photo))
+    wait_for_result(page, 64)
+    at_64 = stats(page)
+    assert at_64["stat-size"] == str(256 * 256)
+    assert at_64["stat-input-bytes"] == str(photo.stat().st_size)
+    assert 2 < int(at_64["stat-k"]) <= 64 and float(at_64["stat-psnr"]) > 25
+    assert page.locator("#palette li").count() == int(at_64["stat-k"])
+
+    # the K slider, by keyboard: each key press is a new request, the older ones are dropped
+    page.focus("#k")
+    page.keyboard.press("Home")
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    assert page.input_value("#k") == "8"
+    wait_for_result(page, 8)
+    at_8 = stats(page)
+    assert int(at_8["stat-k"]) <= 8 and page.locator("#palette li").count() == int(at_8["stat-k"])
+    assert float(at_8["stat-psnr"]) < float(at_64["stat-psnr"])
+    assert int(at_8["stat-output-bytes"]) < int(at_64["stat-output-bytes"])
+    assert "8 colors" in page.inner_text("#result-tag")
+    shares = page.locator("#palette .share").all_inner_texts()
+    assert all(text.endswith("%") for text in shares)
+
+    png = download(page, tmp_path)
+    assert png.name == "astronaut-kmq.png" and png.stat().st_size == int(at_8["stat-output-bytes"])
+    with Image.open(png) as im:
+        assert im.size == (256, 256)
+        rgb = np.asarray(im.convert("RGB"))
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == int(at_8["stat-k"]) <= 8
+
+    # .kmq: the container downloads, a PNG preview is displayed
+    page.select_option("#format", "kmq")
+    wait_for_result(page, 8, "kmq")
+    assert page.get_attribute("#result", "src").startswith("data:image/png;base64,")
+    container = kmq.decode(download(page, tmp_path).read_bytes())
+    assert (container.width, container.height) == (256, 256) and len(container.palette) <= 8
+    assert np.array_equal(container.to_rgb(), rgb)
+
+    # zoom (buttons and wheel), pan when zoomed, and the split line
+    scale = float(page.get_attribute("#zoom-value", "data-value"))
+    page.click("#zoom-in")
+    zoomed = float(page.get_attribute("#zoom-value", "data-value"))
+    assert zoomed == pytest.approx(scale * 1.5, rel=1e-6)
+    box = page.locator("#viewer").bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -300)
+    page.wait_for_function("(z) => Number(document.getElementById('zoom-value').dataset.value)"
+                           " > z", arg=zoomed)
+    before = page.evaluate("document.getElementById('layer').style.transform")
+    page.mouse.down()
+    page.mouse.move(cx - 120, cy - 80, steps=4)
+    page.mouse.up()
+    assert page.evaluate("document.getElementById('layer').style.transform") != before
+    clip = page.evaluate("document.getElementById('result').style.clipPath")
+    handle = page.locator("#handle").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.25, cy, steps=4)
+    page.mouse.up()
+    assert page.get_attribute("#handle", "aria-valuenow") == "25"
+    assert page.evaluate("document.getElementById('result').style.clipPath") != clip
+
+    # back to a view that shows both sides, and a picture of the page as a test artifact
+    page.click("#zoom-fit")
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACT))
+    with Image.open(ARTIFACT) as shot:
+        assert shot.size == (VIEWPORT["width"], VIEWPORT["height"])
+    print(f"screenshot: {ARTIFACT}")
+
+
+def test_stale_answers_are_never_shown(page, server, tmp_path):
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(np.ascontiguousarray(data.coffee()[150:278, 250:378])).save(photo)
+    page.set_input_files("#file", str(photo))
+    wait_for_result(page, 64)
+    shown: list = page.evaluate("""() => {
+        window.shownK = [];
+        new MutationObserver(() => window.shownK.push(
+            document.getElementById('result').dataset.k))
+          .observe(document.getElementById('result'), {attributes: true,
+                                                      attributeFilter: ['data-k']});
+        return window.shownK; }""")
+    assert shown == []
+    # a burst of changes, faster than the server answers: keys send 'change' events (a request
+    # each, the previous one aborted), a drag sends only 'input' events (debounced)
+    page.focus("#k")
+    for key in ["End", "Home", "ArrowRight"]:
+        page.keyboard.press(key)
+    page.evaluate("""() => { const k = document.getElementById('k');
+        for (const v of ['4', '9', '5']) { k.value = v; k.dispatchEvent(new Event('input')); } }""")
+    wait_for_result(page, 5)
+    page.wait_for_timeout(300)  # anything late would land now
+    shown = page.evaluate("window.shownK")
+    assert shown and shown[-1] == "5", shown
+    assert page.get_attribute("#result", "data-k") == page.input_value("#k") == "5"
+    assert int(stats(page)["stat-k"]) <= 5
+
+    # the server forgets the image (evicted, or restarted): the page uploads it again
+    server.app.state.store.clear()
+    page.keyboard.press("ArrowRight")
+    wait_for_result(page, 6)
+    assert len(server.app.state.store) == 1
+
+
+def capture_screenshot(target: Path, k: int = 16) -> Path:
+    """Draw the README's picture of the page: the astronaut photo at ``k`` colors."""
+    reason = _missing_browser()
+    if reason is not None:
+        raise SystemExit(f"cannot draw the screenshot: {reason}")
+    from playwright.sync_api import sync_playwright
+
+    buf = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buf, format="PNG")
+    with BackgroundServer(create_app()) as running, sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = launched.new_page(viewport=DOC_VIEWPORT)
+        page.goto(running.url + "/")
+        page.evaluate(f"""() => {{ const k = document.getElementById('k');
+            k.value = '{k}'; k.dispatchEvent(new Event('input')); }}""")
+        page.set_input_files("#file", files=[{"name": "astronaut.png", "mimeType": "image/png",
+                                              "buffer": buf.getvalue()}])
+        wait_for_result(page, k)
+        shot = page.screenshot()
+        launched.close()
+    # the picture itself at 256 colors, by kmq: a third of the size, the same to the eye
+    from kmq.codecs.png import save_png
+
+    q = kmq.quantize(Image.open(io.BytesIO(shot)).convert("RGB"), 256)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_png(target, q.palette, q.indices, overwrite=True, optimize=True)
+    return target
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "images" / "serve.png"
+    print(capture_screenshot(out))
