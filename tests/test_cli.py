@@ -247,15 +247,28 @@ def test_output_in_a_missing_directory_is_a_usage_error(image_folder, tmp_path):
     assert result.exit_code == 2
 
 
-def test_transparency_is_dropped_with_a_one_line_warning(tmp_path, small_photo):
+def test_transparency_is_kept_without_a_warning(tmp_path, small_photo):
     rgba = np.dstack([small_photo, np.full(small_photo.shape[:2], 128, np.uint8)])
     source = tmp_path / "glass.png"
     Image.fromarray(rgba).save(source)
     result = run("compress", source, "-k", 4)
     assert result.exit_code == 0
+    assert "warning" not in result.stderr
+    written = np.asarray(Image.open(tmp_path / "glass-kmq.png").convert("RGBA"))
+    assert (written[:, :, 3] == 128).all()
+    assert str(source) in table(result.stdout)
+
+
+def test_an_rgb_palette_drops_transparency_with_a_one_line_warning(tmp_path, small_photo):
+    rgba = np.dstack([small_photo, np.full(small_photo.shape[:2], 128, np.uint8)])
+    source = tmp_path / "glass.png"
+    Image.fromarray(rgba).save(source)
+    palette = tmp_path / "two.gpl"
+    palette.write_text("GIMP Palette\nName: two\n#\n  0   0   0 black\n255 255 255 white\n")
+    result = run("compress", source, "--palette", palette)
+    assert result.exit_code == 0, result.stderr
     warning_lines = [ln for ln in result.stderr.splitlines() if ln.startswith("kmq: warning: ")]
     assert len(warning_lines) == 1 and "transparency" in warning_lines[0]
-    assert str(source) in table(result.stdout)
 
 
 def test_unexpected_error_exits_1_in_one_line_and_the_batch_goes_on(image_folder, monkeypatch):
@@ -319,7 +332,8 @@ def test_library_progress_reaches_the_reporter(image_folder, tmp_path):
 
 def test_every_command_and_option_has_help():
     group = get_command(cli.app)
-    assert set(group.commands) == {"compress", "decompress", "info", "demo", "palette"}
+    assert set(group.commands) == {"compress", "decompress", "info", "demo", "palette", "batch",
+                                   "report", "serve"}
     for name, command in group.commands.items():
         result = run(name, "--help")
         assert result.exit_code == 0

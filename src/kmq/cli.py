@@ -7,7 +7,7 @@ modules (the numba kernels, scikit-image) are imported inside the commands, so `
 Commands
 --------
 ``kmq compress INPUT... [-k K] [-o OUTPUT] [--format png|kmq|webp|gif]
-[--colorspace srgb|linear|oklab] [--dither S | --no-dither] [--palette FILE] [--optimize]
+[--colorspace srgb|wsrgb|linear|oklab] [--dither S | --no-dither] [--palette FILE] [--optimize]
 [--seed N] [--force] [--quiet] [--max-pixels N]``
     One indexed PNG or .kmq file (``docs/FORMAT.md``) per input, chosen by the extension of
     ``-o`` or forced with ``--format``: ``photo.jpg`` -> ``photo-kmq.png`` (``photo-kmq.kmq``
@@ -28,6 +28,14 @@ Commands
     palette, or a PNG strip of swatches as wide as their shares. Text formats go to stdout
     unless ``-o`` is given; the format follows ``-o``'s extension (.txt, .json, .css, .gpl,
     .png) unless ``--format`` says otherwise.
+``kmq batch INPUTS... -o OUT_DIR [--recursive] [--shared-palette] [--engine local|dask] ...``
+    Many files in parallel (processes, or a Dask cluster), the relative layout kept under
+    OUT_DIR, resumable; see ``kmq batch --help``.
+``kmq report INPUT [-k 4,8,...] [-o report.html]``
+    A self-contained HTML report: the results at each K beside JPEG and WebP of the same size,
+    palettes, and plots of quality against size.
+``kmq serve [--host 127.0.0.1] [--port 8000]``
+    A local web page to try kmq on an image (split view, K slider, download).
 ``kmq demo [-o DIR] [-k K]``
     Compresses three sample photographs that ship with scikit-image.
 
@@ -104,6 +112,7 @@ class ColorSpace(enum.StrEnum):
     """Working color spaces of ``--colorspace``."""
 
     srgb = "srgb"
+    wsrgb = "wsrgb"
     linear = "linear"
     oklab = "oklab"
 
@@ -318,7 +327,7 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
     failure. The row's bits per pixel and ratios are those of the file written."""
     from kmq import metrics
-    from kmq.io import read_rgb
+    from kmq.io import binary_alpha, read_image
     from kmq.pipeline import quantize
 
     if not force and output.exists():
@@ -327,7 +336,9 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
     reporter.file(source.name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rgb = read_rgb(source, max_pixels=max_pixels)
+        rgb = read_image(source, max_pixels=max_pixels)  # RGBA when it has transparency
+        if OutputFormat(fmt) is OutputFormat.gif:  # one transparent color, no translucency
+            rgb = binary_alpha(rgb)
         input_bytes = source.stat().st_size
         if palette is None and quality is not None:
             from kmq.pipeline import quantize_to_quality
@@ -342,6 +353,8 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
             from kmq.pipeline import apply_palette
 
             result = apply_palette(rgb, palette, color_space=color_space, dither=dither)
+            if result.palette.shape[1] < rgb.shape[2]:  # an RGB palette: alpha was dropped
+                rgb = rgb[:, :, :3].copy()
     for message in dict.fromkeys(_one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
@@ -357,7 +370,7 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
             if min(rgb.shape[:2]) >= 7 else math.nan)
     return Row(source=source, output=output, k=result.k, psnr=result.psnr,
                ssim=ssim, bits_per_pixel=metrics.bits_per_pixel(n_bytes, n_pixels),
-               ratio_raw=metrics.compression_ratio(n_bytes, 3 * n_pixels),
+               ratio_raw=metrics.compression_ratio(n_bytes, rgb.shape[2] * n_pixels),
                ratio_input=metrics.compression_ratio(n_bytes, input_bytes), seconds=seconds)
 
 
@@ -368,8 +381,9 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
 #: Caption of the results table: what each column means.
 TABLE_CAPTION = (
     "K: colors used; PSNR in dB and SSIM against the input; bpp: bits per pixel of the "
-    "written file (PNG or .kmq); vs raw, vs input: times smaller than raw 24-bit RGB and than "
-    "the input file; sec: seconds to read, quantize and write."
+    "written file; vs raw, vs input: times smaller than raw 24-bit RGB (32-bit RGBA for an "
+    "image with transparency, whose PSNR and SSIM are of premultiplied RGBA) and than the input "
+    "file; sec: seconds to read, quantize and write."
 )
 
 
@@ -482,6 +496,8 @@ class DecompressedRow:
 
 #: Formats written indexed (mode P, the exact palette) when K <= 256.
 PALETTE_FORMATS = frozenset({"PNG", "GIF"})
+#: Formats that keep an alpha channel; others get the colors only (JPEG, BMP...).
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "GIF", "TGA"})
 #: Pillow save options per format: lossless where the format has a choice.
 SAVE_OPTIONS = {
     "WEBP": {"lossless": True, "quality": 100, "method": 4},
@@ -543,10 +559,20 @@ def encode_image(decoded, fmt: str) -> bytes:
 
     from kmq.codecs import png
 
+    alpha = decoded.palette.shape[1] == 4
     if decoded.k <= png.MAX_COLORS and fmt == "PNG":
         return png.encode_png(decoded.palette, decoded.indices)  # as `kmq compress` writes it
-    if decoded.k <= png.MAX_COLORS and fmt in PALETTE_FORMATS:
+    if decoded.k <= png.MAX_COLORS and fmt == "GIF":
+        from kmq.codecs.gif import encode_gif
+
+        try:
+            return encode_gif(decoded.palette, decoded.indices)
+        except ValueError:  # translucent entries: Pillow makes what a GIF can hold of them
+            im = Image.fromarray(decoded.to_array(), "RGBA")
+    elif decoded.k <= png.MAX_COLORS and fmt in PALETTE_FORMATS:
         im = png.to_pil(decoded.palette, decoded.indices)
+    elif alpha and fmt in ALPHA_FORMATS:
+        im = Image.fromarray(decoded.to_array(), "RGBA")
     else:
         im = Image.fromarray(decoded.to_rgb(), "RGB")
     buf = io.BytesIO()
@@ -622,7 +648,7 @@ def header_lines(path: Path, header) -> list[str]:
         ("payload bytes", str(header.payload_size)),
         ("file bytes", str(header.file_size)),
         ("bits per pixel", f"{header.bits_per_pixel:.3f}"),
-        ("vs raw", f"{3 * header.pixels / header.file_size:.2f}"),
+        ("vs raw", f"{header.channels * header.pixels / header.file_size:.2f}"),
     ]
     return [str(path)] + [f"  {name:<15} {value}" for name, value in fields]
 
@@ -699,12 +725,13 @@ def compress(
     color_space: ColorSpace = typer.Option(
         ColorSpace.srgb, "--colorspace", case_sensitive=False,
         help="Where color distances are measured while clustering and mapping: 'srgb' (the "
-             "error PSNR measures), 'linear' (light) or 'oklab' (perceptual). The palette is "
+             "error PSNR measures), 'wsrgb' (sRGB with red and blue weighted less: better "
+             "SSIM and CIEDE2000), 'linear' (light) or 'oklab' (perceptual). The palette is "
              "sRGB either way."),
     dither: float = typer.Option(
         0.0, "--dither", min=0.0, max=1.0, metavar="S",
-        help="Floyd-Steinberg dithering strength, 0 (none) to 1 (full): smoother gradients, "
-             "higher MSE, larger files."),
+        help="Dithering strength, 0 (none) to 1 (full): adaptive error diffusion (full in flat "
+             "gradients, less on edges): smoother gradients, higher MSE, larger files."),
     no_dither: bool = typer.Option(False, "--no-dither", help="No dithering (the default)."),
     palette_file: Path | None = typer.Option(
         None, "--palette", metavar="FILE", show_default=False,
@@ -876,8 +903,10 @@ _PALETTE_HELP = (
 
 @app.command(help=_PALETTE_HELP, epilog=EXIT_CODES_HELP)
 def palette(
-    source: Path = typer.Argument(..., metavar="INPUT", show_default=False,
-                                  help="Image file: any format Pillow reads."),
+    sources: list[str] = typer.Argument(
+        ..., metavar="INPUT", show_default=False,
+        help="Image file: any format Pillow reads. Several files, folders or glob patterns: "
+             "one palette for all their pixels together (see 'kmq batch --shared-palette')."),
     k: int = typer.Option(8, "-k", "--colors", min=2, max=256, metavar="K",
                           help="Number of colors, 2..256 (fewer if the image has fewer)."),
     output_format: PaletteFormat | None = typer.Option(
@@ -893,10 +922,15 @@ def palette(
                                help="Overwrite OUTPUT if it exists (never the input)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
                                    help="Refuse (exit 4) an input with more pixels than this."),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", min=1, metavar="N", show_default=False,
+        help="With several inputs: worker processes counting their colors (default: CPUs)."),
 ) -> None:
     """``kmq palette``: see ``_PALETTE_HELP``."""
     from kmq import palettes
 
+    source = Path(sources[0])
+    first_failure = EXIT_OK
     fmt = output_format
     if fmt is None and output is not None:
         fmt = palettes.EXTENSIONS.get(output.suffix.lower())
@@ -913,16 +947,24 @@ def palette(
                                  param_hint="'-o' / '--output'")
     try:
         if output is not None:
-            if _same_file(output, source):
-                raise OutputExistsError(f"{output}: is the input file; refusing to overwrite it")
+            if any(_same_file(output, Path(s)) for s in sources):
+                raise OutputExistsError(f"{output}: is an input file; refusing to overwrite it")
             if not force and output.exists():
                 raise OutputExistsError(f"{output}: exists (use --force to overwrite)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            colors, shares = palettes.dominant_colors(source, k, seed=seed,
-                                                      max_pixels=max_pixels)
-        for message in dict.fromkeys(_one_line(w.message) for w in caught):
-            typer.echo(f"kmq: warning: {message}", err=True)
+        if len(sources) > 1 or source.is_dir() or any(c in sources[0] for c in "*?["):
+            from kmq.cli_batch import shared_dominant_colors
+
+            colors, shares, first_failure = shared_dominant_colors(sources, k, seed=seed,
+                                                                   max_pixels=max_pixels,
+                                                                   jobs=jobs)
+            source = Path("kmq") if len(sources) > 1 else source
+        else:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                colors, shares = palettes.dominant_colors(source, k, seed=seed,
+                                                          max_pixels=max_pixels)
+            for message in dict.fromkeys(_one_line(w.message) for w in caught):
+                typer.echo(f"kmq: warning: {message}", err=True)
         if fmt is PaletteFormat.png:
             data = palettes.swatches_png(colors, shares)
         else:
@@ -939,7 +981,7 @@ def palette(
     except (KmqError, _WriteError) as exc:
         typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
         raise typer.Exit(exit_code(exc)) from None
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(first_failure)
 
 
 @app.command(help=_DEMO_HELP, epilog=EXIT_CODES_HELP)
@@ -964,6 +1006,143 @@ def demo(
     raise typer.Exit(code)
 
 
+_SERVE_HELP = (
+    "Serve a local web page to try kmq on an image: drop or pick an image, choose K, color "
+    "space, dithering and output format, compare original and result in a split view with "
+    "zoom, see the palette, the file sizes, PSNR, SSIM and time, and download the result."
+    "\n\n"
+    "It listens on 127.0.0.1 (this machine only) unless --host says otherwise, and keeps "
+    "everything in memory (nothing is written to disk). Stop it with Ctrl+C. Exit code 2 if "
+    "HOST cannot be resolved, 1 if the address cannot be listened on (e.g. the port is in use)."
+)
+
+
+@app.command(help=_SERVE_HELP, epilog=EXIT_CODES_HELP)
+def serve(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="HOST",
+        help="Address to listen on. Anything but loopback (127.0.0.1, ::1, localhost) makes the "
+             "page, which has no authentication, reachable from other machines."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, metavar="PORT",
+                             help="TCP port; 0 picks a free one."),
+    max_upload_mb: float = typer.Option(25.0, "--max-upload-mb", min=0.001, metavar="MB",
+                                        help="Refuse (HTTP 413) uploads larger than this."),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
+                                   help="Refuse (HTTP 413) images with more pixels than this."),
+) -> None:
+    """``kmq serve``: see ``_SERVE_HELP``."""
+    import socket
+
+    from kmq import web
+
+    try:
+        sock = web.bind(host, port)
+    except socket.gaierror as exc:
+        typer.echo(f"kmq: error: cannot resolve --host {host!r} ({exc.strerror or exc})",
+                   err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as exc:
+        typer.echo(f"kmq: error: cannot listen on {host}:{port} ({exc.strerror or exc})",
+                   err=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    local = web.is_loopback(host)
+    if not local:
+        typer.echo(f"kmq: warning: listening on {host}: the page has no authentication and is "
+                   f"reachable from other machines (--host 127.0.0.1 keeps it local)", err=True)
+    config = web.ServerConfig(max_upload_bytes=max(1, round(max_upload_mb * 1_000_000)),
+                              max_pixels=max_pixels,
+                              allowed_hosts=(*web.LOOPBACK_HOSTS, host) if local else None)
+    typer.echo(f"kmq: serving on {web.url_of(sock)} (Ctrl+C to stop)", err=True)
+    try:
+        web.serve(sock, web.create_app(config))
+    except KeyboardInterrupt:  # Ctrl+C is how the page is stopped: not an error
+        pass
+    raise typer.Exit(EXIT_OK)
+
+
+_REPORT_HELP = (
+    "Write one self-contained HTML report on INPUT quantized at several K, against JPEG and "
+    "WebP files of the same size, and print its table."
+    "\n\n"
+    "For each K: the original beside kmq's PNG and the largest JPEG and lossy WebP files not "
+    "above its size (found by bisection on their quality), the palette with each color's "
+    "share, PSNR, SSIM, the sizes of the .kmq and lossless WebP files of the same pixels, and "
+    "a verdict in words; plots of PSNR and SSIM against file size and against K. Every picture "
+    "is embedded in the HTML (it needs no network and no other file); the plots are also "
+    "written as PNG files in '<OUTPUT name>-files/' beside it (report.html -> report-files/). "
+    "Files are written atomically and never replace existing ones without --force."
+)
+
+
+@app.command(help=_REPORT_HELP, epilog=EXIT_CODES_HELP)
+def report(
+    source: Path = typer.Argument(..., metavar="INPUT", show_default=False,
+                                  help="Image file: any format Pillow reads."),
+    ks: str = typer.Option("4,8,16,32,64,128,256", "-k", "--colors", metavar="K,K,...",
+                           help="K values, comma-separated, each 2..256."),
+    output: Path = typer.Option(Path("report.html"), "-o", "--output", metavar="OUTPUT",
+                                help="The HTML file; the plots go to '<name>-files/' beside it."),
+    max_side: int = typer.Option(
+        1024, "--max-side", min=0, metavar="N",
+        help="Downscale INPUT first so that its longer side is at most N pixels (the report "
+             "says so); 0 keeps it at full size (slower on large photos)."),
+    seed: int = typer.Option(0, "--seed", min=0, metavar="N",
+                             help="Random seed, as for 'kmq compress'."),
+    force: bool = _FORCE_OPTION,
+    quiet: bool = _QUIET_OPTION,
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
+                                   help="Refuse (exit 4) an input with more pixels than this."),
+) -> None:
+    """``kmq report``: see ``_REPORT_HELP``."""
+    import contextlib
+
+    from kmq import report as kmq_report
+
+    try:
+        k_values = kmq_report.parse_ks(ks)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'-k' / '--colors'") from None
+    if output.is_dir() or not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise typer.BadParameter(f"'{output}' is a directory, or its directory does not exist; "
+                                 f"give an HTML file name", param_hint="'-o' / '--output'")
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                       TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    try:
+        for target in [output, *kmq_report.output_paths(output).values()]:
+            if _same_file(target, source):
+                raise OutputExistsError(f"{target}: is the input file; refusing to overwrite it")
+            if not force and target.exists():
+                raise OutputExistsError(f"{target}: exists (use --force to overwrite)")
+        with bar or contextlib.nullcontext(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            task = bar.add_task("starting", total=1.0) if bar else None
+
+            def progress(stage: str, fraction: float) -> bool:
+                if bar is not None:
+                    bar.update(task, description=f"{source.name}: {stage}", completed=fraction)
+                return False
+
+            result = kmq_report.make_report(source, k_values, seed=seed, max_side=max_side,
+                                            max_pixels=max_pixels, progress=progress)
+        for message in dict.fromkeys(_one_line(w.message) for w in caught):
+            typer.echo(f"kmq: warning: {message}", err=True)
+        try:
+            written = result.write_html(output, overwrite=force)
+        except OSError as exc:
+            raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
+    except (KmqError, _WriteError) as exc:
+        typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+        raise typer.Exit(exit_code(exc)) from None
+    typer.echo("\n".join(kmq_report.summary_lines(result)))
+    typer.echo(f"wrote {written[0]} and {len(written) - 1} plots in {written[-1].parent}/")
+    raise typer.Exit(EXIT_OK)
+
+
 def main() -> None:
     """Entry point of the ``kmq`` executable."""
     try:
@@ -980,3 +1159,5 @@ __all__ = ["EXIT_CORRUPT", "EXIT_EXISTS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_QUAL
            "EXIT_TOO_LARGE", "EXIT_USAGE", "OutputFormat", "app", "compress_file",
            "decompress_file", "default_decompressed", "default_output", "encode_image",
            "exit_code", "image_format", "main", "palette", "read_kmq_header", "run_batch"]
+
+from kmq import cli_batch  # noqa: E402, F401  (registers 'kmq batch' on app; needs the above)
