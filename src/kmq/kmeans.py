@@ -150,7 +150,10 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
     sums, totals = np.empty((k, 3)), np.empty(k)
     # iterations done, previous objective, largest drift, second largest, index of the largest
     state = np.array([0.0, np.inf, 0.0, 0.0, 0.0])
-    total_sq = float(np.dot(weights, np.einsum("ij,ij->i", points, points)))
+    # einsum, not np.dot: OpenBLAS would split the sum over threads that then spin for a while,
+    # stealing a core from numba (and from a second worker process), and its rounding would
+    # depend on the thread count
+    total_sq = float(np.einsum("i,ij,ij->", weights, points, points))
     converged = False
     order = _k.new_order(centers)
     steps = max_iter if progress is None else PROGRESS_EVERY
@@ -171,7 +174,7 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
             empty = np.flatnonzero(totals == 0)
             _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty)
             new = sums / totals[:, None]
-            objective = max(total_sq - float(np.dot(totals, np.einsum("ij,ij->i", new, new))),
+            objective = max(total_sq - float(np.einsum("i,ij,ij->", totals, new, new)),
                             0.0)
             drift[:] = np.sqrt(((new - centers) ** 2).sum(axis=1))
             state[2:5] = _drift_stats(drift)
