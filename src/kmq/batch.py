@@ -57,6 +57,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import itertools
 import json
 import math
 import os
@@ -448,6 +449,19 @@ def _call_pinned(fn: Callable, threads: int | None, *args):
     return fn(*args)
 
 
+def _call_pinned_many(fn: Callable, threads: int | None, items: list) -> list:
+    """``[fn(item) for item in items]`` with numba threads pinned; an item's exception is its
+    result (the others still run)."""
+    _pin_threads(threads)
+    results = []
+    for item in items:
+        try:
+            results.append(fn(item))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
 def _watch_parent(parent: int) -> None:
     while True:
         time.sleep(0.5)
@@ -626,34 +640,44 @@ class DaskEngine(Engine):
         self.workers = max(1, sum(client.nthreads().values()))
         self.threads_per_worker = threads_per_worker or 1
 
+    #: Most items per task: each task pays a scheduler round trip, which on small files is a
+    #: large share of the work; a few files per task amortize it (a worker still holds one image
+    #: at a time, and each output is still written whole). Short batches get smaller tasks, so
+    #: that every worker gets some.
+    chunk = 8
+
     def map_unordered(self, fn, items, *, window=None):
         from distributed import as_completed
 
         window = window or 2 * self.workers
+        size = self.chunk
+        if hasattr(items, "__len__"):
+            size = max(1, min(size, len(items) // (4 * self.workers)))
         todo = iter(items)
         pending: dict = {}
         queue = as_completed()
 
         def submit_next() -> bool:
-            for item in todo:
-                future = self.client.submit(_call_pinned, fn, self.threads_per_worker, item,
-                                            pure=False)
-                pending[future.key] = item
-                queue.add(future)
-                return True
-            return False
+            group = list(itertools.islice(todo, size))
+            if not group:
+                return False
+            future = self.client.submit(_call_pinned_many, fn, self.threads_per_worker, group,
+                                        pure=False)
+            pending[future.key] = group
+            queue.add(future)
+            return True
 
         try:
             while len(pending) < window and submit_next():
                 pass
             for future in queue:
-                item = pending.pop(future.key)
+                group = pending.pop(future.key)
                 try:
-                    result = future.result()
+                    results = future.result()
                 except Exception as exc:  # the worker died or the task could not run
-                    result = exc
+                    results = [exc] * len(group)
                 future.release()
-                yield item, result
+                yield from zip(group, results, strict=True)
                 submit_next()
         finally:
             queue.clear()
