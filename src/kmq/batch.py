@@ -74,12 +74,11 @@ import numpy as np
 
 from kmq.errors import (
     CancelledError,
-    CorruptFileError,
     ImageReadError,
-    ImageTooLargeError,
     KmqError,
     OutputExistsError,
-    QualityTooLowError,
+    error_kind,
+    one_line,
 )
 from kmq.io import DEFAULT_MAX_PIXELS
 
@@ -213,24 +212,6 @@ class FileResult:
         return self.width * self.height
 
 
-def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, CorruptFileError):
-        return "corrupt"
-    if isinstance(exc, ImageTooLargeError):
-        return "too_large"
-    if isinstance(exc, ImageReadError):
-        return "read"
-    if isinstance(exc, OutputExistsError):
-        return "exists"
-    if isinstance(exc, QualityTooLowError):
-        return "quality"
-    return "internal"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -327,7 +308,7 @@ def compress_one(task: FileTask) -> FileResult:
             warnings.simplefilter("always")
             result = _quantize(_read(task.source, opts.max_pixels, record, opts.fmt), opts)
         if caught:
-            record.warning = "; ".join(dict.fromkeys(_one_line(w.message) for w in caught))
+            record.warning = "; ".join(dict.fromkeys(one_line(w.message) for w in caught))
         record.k, record.psnr = result.k, result.psnr
         data = encode(opts.fmt, result.palette, result.indices, optimize=opts.optimize)
         del result
@@ -347,14 +328,14 @@ def compress_one(task: FileTask) -> FileResult:
             return record
         except OSError as exc:
             record.error = "write"
-            record.reason = f"{output}: cannot write ({exc.strerror or _one_line(exc)})"
+            record.reason = f"{output}: cannot write ({exc.strerror or one_line(exc)})"
             return record
         record.status = DONE
     except KmqError as exc:
-        record.error, record.reason = _error_kind(exc), _one_line(exc)
+        record.error, record.reason = error_kind(exc), one_line(exc)
     except Exception as exc:  # a bug or an unexpected library error: report it, go on
         record.error = "internal"
-        record.reason = f"{task.source}: internal error: {type(exc).__name__}: {_one_line(exc)}"
+        record.reason = f"{task.source}: internal error: {type(exc).__name__}: {one_line(exc)}"
     finally:
         record.seconds = time.perf_counter() - start
         record.peak_rss = _peak_rss()
@@ -385,7 +366,7 @@ def histogram_one(source: str, max_pixels: int = DEFAULT_MAX_PIXELS,
             warnings.simplefilter("always")
             rgb = read_rgb(source, max_pixels=max_pixels)  # a shared palette is RGB
         if caught:
-            record.warning = "; ".join(dict.fromkeys(_one_line(w.message) for w in caught))
+            record.warning = "; ".join(dict.fromkeys(one_line(w.message) for w in caught))
         record.height, record.width = rgb.shape[:2]
         record.input_bytes = os.stat(source).st_size
         hist = histogram(rgb)
@@ -393,10 +374,10 @@ def histogram_one(source: str, max_pixels: int = DEFAULT_MAX_PIXELS,
         keys, counts = np.asarray(hist.keys, np.int32), hist.counts
         record.k, record.status = len(counts), DONE
     except KmqError as exc:
-        record.error, record.reason = _error_kind(exc), _one_line(exc)
+        record.error, record.reason = error_kind(exc), one_line(exc)
     except Exception as exc:
         record.error = "internal"
-        record.reason = f"{source}: internal error: {type(exc).__name__}: {_one_line(exc)}"
+        record.reason = f"{source}: internal error: {type(exc).__name__}: {one_line(exc)}"
     finally:
         record.seconds = time.perf_counter() - start
         record.peak_rss = _peak_rss()
@@ -884,7 +865,7 @@ class BatchResult:
 def _engine_failure(item_source: str, output: str, exc: BaseException) -> FileResult:
     return FileResult(item_source, output, error="worker",
                       reason=f"{item_source}: the worker failed ({type(exc).__name__}: "
-                             f"{_one_line(exc)})")
+                             f"{one_line(exc)})")
 
 
 def _with_engine(engine: Engine | None):

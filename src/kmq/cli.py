@@ -88,7 +88,8 @@ from kmq.errors import (
     ImageTooLargeError,
     KmqError,
     OutputExistsError,
-    QualityTooLowError,
+    error_kind,
+    one_line,
 )
 from kmq.io import DEFAULT_MAX_PIXELS
 from kmq.palettes import PaletteFormat
@@ -200,19 +201,16 @@ class _WriteError(Exception):
     """An output file could not be written (exit code 1, with a clean message)."""
 
 
+#: Exit code for each kind of failure (:func:`kmq.errors.error_kind`, and a batch's "write" and
+#: "worker" failures).
+ERROR_EXIT_CODES = {"read": EXIT_READ, "too_large": EXIT_TOO_LARGE, "exists": EXIT_EXISTS,
+                    "corrupt": EXIT_CORRUPT, "quality": EXIT_QUALITY, "write": EXIT_INTERNAL,
+                    "worker": EXIT_INTERNAL, "internal": EXIT_INTERNAL}
+
+
 def exit_code(exc: BaseException) -> int:
     """The documented exit code for an error raised while processing one file."""
-    if isinstance(exc, CorruptFileError):
-        return EXIT_CORRUPT
-    if isinstance(exc, ImageTooLargeError):
-        return EXIT_TOO_LARGE
-    if isinstance(exc, ImageReadError):
-        return EXIT_READ
-    if isinstance(exc, OutputExistsError):
-        return EXIT_EXISTS
-    if isinstance(exc, QualityTooLowError):
-        return EXIT_QUALITY
-    return EXIT_INTERNAL
+    return ERROR_EXIT_CODES[error_kind(exc)]
 
 
 def default_output(source: Path, directory: Path | None = None,
@@ -227,10 +225,6 @@ def default_decompressed(source: Path, directory: Path | None = None) -> Path:
     """Default output of ``kmq decompress``: ``photo-kmq.kmq`` -> ``photo-kmq.png``."""
     return (source.parent if directory is None else directory) / (
         f"{source.stem}{DECOMPRESS_SUFFIX}")
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -355,7 +349,7 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
             result = apply_palette(rgb, palette, color_space=color_space, dither=dither)
             if result.palette.shape[1] < rgb.shape[2]:  # an RGB palette: alpha was dropped
                 rgb = rgb[:, :, :3].copy()
-    for message in dict.fromkeys(_one_line(w.message) for w in caught):
+    for message in dict.fromkeys(one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
     try:
@@ -437,13 +431,13 @@ def _run_jobs(jobs: list[tuple[Path, Path]], work, *, quiet: bool, precheck=None
                 written[key] = source
             except (KmqError, _WriteError) as exc:
                 code = exit_code(exc)
-                reporter.message(f"kmq: error: {_one_line(exc)}")
+                reporter.message(f"kmq: error: {one_line(exc)}")
             except Exception as exc:
                 if os.environ.get("KMQ_DEBUG"):
                     raise
                 code = EXIT_INTERNAL
                 reporter.message(f"kmq: error: {source}: internal error: "
-                                 f"{type(exc).__name__}: {_one_line(exc)}")
+                                 f"{type(exc).__name__}: {one_line(exc)}")
             else:
                 code = EXIT_OK
             first_failure = first_failure or code
@@ -599,7 +593,7 @@ def decompress_file(source: Path, output: Path, *, fmt: str, force: bool, max_pi
         data = encode_image(decoded, fmt)
         n_bytes = write_atomic(output, lambda fh: fh.write(data), overwrite=force)
     except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc)
         raise _WriteError(f"{output}: cannot write ({reason})") from exc
     return DecompressedRow(source=source, output=output, size=n_bytes, width=decoded.width,
                            height=decoded.height, k=decoded.k,
@@ -801,7 +795,7 @@ def _load_palette(path: Path):
     try:
         palette = read_palette(path)
     except (OSError, ValueError, KmqError) as exc:
-        raise typer.BadParameter(f"{path}: {_one_line(exc)}", param_hint="'--palette'") from exc
+        raise typer.BadParameter(f"{path}: {one_line(exc)}", param_hint="'--palette'") from exc
     if len(palette) > 256:
         raise typer.BadParameter(f"{path}: {len(palette)} colors; a palette holds at most 256",
                                  param_hint="'--palette'")
@@ -876,7 +870,7 @@ def info(
         try:
             header = read_kmq_header(path)
         except KmqError as exc:
-            typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+            typer.echo(f"kmq: error: {one_line(exc)}", err=True)
             first_failure = first_failure or exit_code(exc)
             continue
         if printed:
@@ -963,7 +957,7 @@ def palette(
                 warnings.simplefilter("always")
                 colors, shares = palettes.dominant_colors(source, k, seed=seed,
                                                           max_pixels=max_pixels)
-            for message in dict.fromkeys(_one_line(w.message) for w in caught):
+            for message in dict.fromkeys(one_line(w.message) for w in caught):
                 typer.echo(f"kmq: warning: {message}", err=True)
         if fmt is PaletteFormat.png:
             data = palettes.swatches_png(colors, shares)
@@ -979,7 +973,7 @@ def palette(
             except OSError as exc:
                 raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     except (KmqError, _WriteError) as exc:
-        typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+        typer.echo(f"kmq: error: {one_line(exc)}", err=True)
         raise typer.Exit(exit_code(exc)) from None
     raise typer.Exit(first_failure)
 
@@ -999,7 +993,7 @@ def demo(
         sources = samples.write(output)
     except OSError as exc:
         typer.echo(f"kmq: error: {output}: cannot write the samples "
-                   f"({exc.strerror or _one_line(exc)})", err=True)
+                   f"({exc.strerror or one_line(exc)})", err=True)
         raise typer.Exit(EXIT_INTERNAL) from None
     jobs = [(src, default_output(src)) for src in sources]
     code = run_batch(jobs, k=k, seed=0, force=True, max_pixels=DEFAULT_MAX_PIXELS, quiet=False)
@@ -1129,14 +1123,14 @@ def report(
 
             result = kmq_report.make_report(source, k_values, seed=seed, max_side=max_side,
                                             max_pixels=max_pixels, progress=progress)
-        for message in dict.fromkeys(_one_line(w.message) for w in caught):
+        for message in dict.fromkeys(one_line(w.message) for w in caught):
             typer.echo(f"kmq: warning: {message}", err=True)
         try:
             written = result.write_html(output, overwrite=force)
         except OSError as exc:
             raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     except (KmqError, _WriteError) as exc:
-        typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+        typer.echo(f"kmq: error: {one_line(exc)}", err=True)
         raise typer.Exit(exit_code(exc)) from None
     typer.echo("\n".join(kmq_report.summary_lines(result)))
     typer.echo(f"wrote {written[0]} and {len(written) - 1} plots in {written[-1].parent}/")
@@ -1150,7 +1144,7 @@ def main() -> None:
     except Exception as exc:  # a bug outside the per-file handling: one line, exit 1
         if os.environ.get("KMQ_DEBUG"):
             raise
-        typer.echo(f"kmq: error: internal error: {type(exc).__name__}: {_one_line(exc)}",
+        typer.echo(f"kmq: error: internal error: {type(exc).__name__}: {one_line(exc)}",
                    err=True)
         sys.exit(EXIT_INTERNAL)
 

@@ -21,27 +21,19 @@ import typer
 from kmq.cli import (
     _FORCE_OPTION,
     _QUIET_OPTION,
+    ERROR_EXIT_CODES,
     EXIT_CODES_HELP,
-    EXIT_CORRUPT,
-    EXIT_EXISTS,
     EXIT_INTERNAL,
     EXIT_OK,
-    EXIT_QUALITY,
     EXIT_READ,
-    EXIT_TOO_LARGE,
     ColorSpace,
     OutputFormat,
     _load_palette,
-    _one_line,
     _parse_quality,
     app,
 )
+from kmq.errors import one_line
 from kmq.io import DEFAULT_MAX_PIXELS
-
-#: Exit code of each kind of failure a batch record reports.
-ERROR_EXIT_CODES = {"read": EXIT_READ, "too_large": EXIT_TOO_LARGE, "exists": EXIT_EXISTS,
-                    "corrupt": EXIT_CORRUPT, "quality": EXIT_QUALITY, "write": EXIT_INTERNAL,
-                    "worker": EXIT_INTERNAL, "internal": EXIT_INTERNAL}
 
 
 class EngineName(enum.StrEnum):
@@ -134,9 +126,9 @@ class _BatchProgress:
         """The library's ``progress(stage, record)``; never cancels."""
         # a file that cannot be read for its histogram comes back failed at "compress" too
         if record.status == "failed" and stage == "compress":
-            self.message(f"kmq: error: {_one_line(record.reason)}")
+            self.message(f"kmq: error: {one_line(record.reason)}")
         elif record.warning and stage == "compress":
-            self.message(f"kmq: warning: {_one_line(record.warning)}")
+            self.message(f"kmq: warning: {one_line(record.warning)}")
         if self._bar is not None:
             if stage not in self._tasks:
                 label = "counting colors" if stage == "histogram" else "compressing"
@@ -272,7 +264,7 @@ def batch(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         typer.echo(f"kmq: error: {output}: cannot create the folder "
-                   f"({exc.strerror or _one_line(exc)})", err=True)
+                   f"({exc.strerror or one_line(exc)})", err=True)
         raise typer.Exit(EXIT_INTERNAL) from None
     show = not quiet and sys.stderr.isatty()
     try:
@@ -281,7 +273,7 @@ def batch(
         if os.environ.get("KMQ_DEBUG"):
             raise
         typer.echo(f"kmq: error: cannot start the {engine.value} engine: "
-                   f"{type(exc).__name__}: {_one_line(exc)}", err=True)
+                   f"{type(exc).__name__}: {one_line(exc)}", err=True)
         raise typer.Exit(EXIT_INTERNAL) from None
     try:
         with runner, _BatchProgress(show, len(job_list)) as progress:
@@ -292,7 +284,7 @@ def batch(
                    "command again resumes", err=True)
         raise typer.Exit(130) from None
     except ImageReadError as exc:  # --shared-palette and no input could be read
-        typer.echo(f"kmq: error: {_one_line(exc)}", err=True)
+        typer.echo(f"kmq: error: {one_line(exc)}", err=True)
         raise typer.Exit(EXIT_READ) from None
     summary = result.summary()
     _print_summary(summary)
@@ -301,7 +293,7 @@ def batch(
             kb.write_report(report, result)
         except OSError as exc:
             typer.echo(f"kmq: error: {report}: cannot write the report "
-                       f"({exc.strerror or _one_line(exc)})", err=True)
+                       f"({exc.strerror or one_line(exc)})", err=True)
             raise typer.Exit(EXIT_INTERNAL) from None
     if summary["failed"]:
         typer.echo(f"kmq: {summary['failed']} of {summary['files']} files failed", err=True)
@@ -330,12 +322,12 @@ def shared_dominant_colors(sources: list[str], k: int, *, seed: int, max_pixels:
         fitted = kb.shared_palette(paths, k, seed=seed, max_pixels=max_pixels, engine=engine)
     for r in fitted.records:
         if r.status == "failed":
-            typer.echo(f"kmq: error: {_one_line(r.reason)}", err=True)
+            typer.echo(f"kmq: error: {one_line(r.reason)}", err=True)
         elif r.warning:
-            typer.echo(f"kmq: warning: {_one_line(r.warning)}", err=True)
+            typer.echo(f"kmq: warning: {one_line(r.warning)}", err=True)
     order = np.argsort(-fitted.counts, kind="stable")
     counts = fitted.counts[order].astype(np.float64)
     return fitted.palette[order], counts / counts.sum(), exit_for_records(fitted.records)
 
 
-__all__ = ["ERROR_EXIT_CODES", "batch", "exit_for_records", "shared_dominant_colors"]
+__all__ = ["batch", "exit_for_records", "shared_dominant_colors"]

@@ -33,3 +33,24 @@ class QualityTooLowError(KmqError):
 
 class CancelledError(KmqError):
     """A progress callback asked to stop the work."""
+
+
+def error_kind(exc: BaseException) -> str:
+    """What went wrong, as a short word: ``corrupt``, ``too_large``, ``read``, ``exists``,
+    ``quality`` or ``internal`` (the CLI maps each to its exit code)."""
+    if isinstance(exc, CorruptFileError):
+        return "corrupt"
+    if isinstance(exc, ImageTooLargeError):
+        return "too_large"
+    if isinstance(exc, ImageReadError):
+        return "read"
+    if isinstance(exc, OutputExistsError):
+        return "exists"
+    if isinstance(exc, QualityTooLowError):
+        return "quality"
+    return "internal"
+
+
+def one_line(text: object) -> str:
+    """``text`` as one line, runs of whitespace made single spaces (messages, warnings)."""
+    return " ".join(str(text).split())

@@ -23,7 +23,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kmq.errors import ImageReadError, ImageTooLargeError, OutputExistsError
+from kmq.errors import ImageReadError, ImageTooLargeError, OutputExistsError, one_line
 
 #: Default limit on the pixels of one input image (100 megapixels, 300 MB as RGB).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -39,10 +39,6 @@ class AlphaDroppedWarning(UserWarning):
 
 class ProfileIgnoredWarning(UserWarning):
     """The input's embedded ICC profile could not be used; its colors were read as sRGB."""
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _has_transparency(im: Image.Image) -> bool:
@@ -96,7 +92,8 @@ def to_srgb(im: Image.Image, name: str = "image") -> Image.Image:
             renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
         warnings.warn(f"{name}: embedded ICC profile ignored, colors read as sRGB "
-                      f"({_first_line(exc)})", ProfileIgnoredWarning, stacklevel=4)
+                      f"({one_line(exc) or type(exc).__name__})", ProfileIgnoredWarning,
+                      stacklevel=4)
         return im
     if in_mode in {"RGB", "RGBA"}:
         probe = _PROBE if in_mode == "RGB" else np.concatenate(
@@ -107,8 +104,6 @@ def to_srgb(im: Image.Image, name: str = "image") -> Image.Image:
             return im  # sRGB already, whatever its name
     alpha = im.getchannel("A") if im.mode == "LA" else None
     out = ImageCms.applyTransform(im.convert(in_mode) if in_mode != im.mode else im, transform)
-    if out is None:  # pragma: no cover - applyTransform returns None only in place
-        raise ImageReadError(f"{name}: color conversion failed")
     if alpha is not None:
         out.putalpha(alpha)
     out.info = {k: v for k, v in im.info.items() if k != "icc_profile"}
@@ -155,15 +150,13 @@ def pil_to_array(im: Image.Image, name: str = "image", *, alpha: bool = True) ->
     return np.asarray(im if mode == "RGB" else im.convert("RGB"))
 
 
-def pil_to_rgb(im: Image.Image, name: str = "image") -> np.ndarray:
-    """A Pillow image as an (H, W, 3) uint8 array; transparency is dropped with a warning."""
-    return pil_to_array(im, name, alpha=False)
-
-
-def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               alpha: bool = True) -> np.ndarray:
+def read_image(path: str | os.PathLike | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               alpha: bool = True, name: str | None = None) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB, or (H, W, 4) RGBA when it has transparency
     (some pixel not fully opaque) and ``alpha`` is true.
+
+    ``path`` may also be an open binary file (e.g. ``io.BytesIO`` of an upload); ``name`` is
+    what error messages call it (by default the path).
 
     Raises
     ------
@@ -183,11 +176,12 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     >>> read_image(path).shape, read_image(path)[0, 0].tolist()
     ((2, 2, 4), [255, 0, 0, 255])
     """
-    name = os.fspath(path)
+    source = path if hasattr(path, "read") else os.fspath(path)
+    name = name or (source if isinstance(source, str) else "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(name) as im:
+            with Image.open(source) as im:
                 _check_size(im.width, im.height, max_pixels, name)
                 im.load()
                 orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
@@ -204,7 +198,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise ImageReadError(f"{name}: permission denied") from exc
     except UnidentifiedImageError as exc:
         raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(f"{name}: cannot decode image ({exc})") from exc
 
 

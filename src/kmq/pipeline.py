@@ -384,9 +384,7 @@ def quantize_to_quality(image, min_psnr: float, max_psnr: float, *, max_colors: 
 def _palette_and_pixels(palette, image, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """A checked (K, 3|4) palette and the image's pixels: RGBA when the palette is (an opaque
     image gets alpha 255), else RGB (transparency dropped with a warning)."""
-    pal = check_palette(palette, alpha=True)
-    if len(pal) > 65536:
-        raise ValueError(f"expected a palette of at most 65536 colors; got {len(pal)}")
+    pal = check_palette(palette, alpha=True)  # 1..65536 entries
     if pal.shape[1] == 3:
         return pal, as_pixels(image, max_pixels=max_pixels, alpha=False)
     pixels = as_pixels(image, max_pixels=max_pixels)
@@ -494,7 +492,7 @@ class _Transparent:
 
     def fit(self, k: int, *, seed, tol, max_iter, progress) -> tuple:
         """(palette (K', 4), label per distinct RGBA color, counts, MSE, iterations, converged)."""
-        n_iter, converged = 0, True
+        n_iter, converged, labels = 0, True, None
         if self.binary and self.hist is not None:
             pal3, _, _, _, n_iter, converged = _fit_palette(
                 self.hist, k - 1, seed=seed, tol=tol, max_iter=max_iter,
@@ -505,11 +503,12 @@ class _Transparent:
         elif self.binary:  # nothing but transparent pixels
             pal = np.zeros((1, 4), np.uint8)
         else:
-            pal, _ = _alpha.fit(self.colors, self.counts, k, seed=seed, tol=tol,
-                                max_iter=max_iter, color_space=self.color_space,
-                                progress=progress)
-        labels = _alpha.nearest(self.points(self.color_space),
-                                _alpha.to_points(pal, self.color_space))
+            pal, labels = _alpha.fit(self.colors, self.counts, k, seed=seed, tol=tol,
+                                     max_iter=max_iter, color_space=self.color_space,
+                                     progress=progress)  # labels: nearest entry of each color
+        if labels is None:
+            labels = _alpha.nearest(self.points(self.color_space),
+                                    _alpha.to_points(pal, self.color_space))
         pal, labels, counts = _alpha.order(pal, labels, self.weights)
         mse = _alpha.sse(self.points(), self.weights, pal, labels) / (4.0 * self.n_pixels)
         return pal, labels, counts, mse, n_iter, converged

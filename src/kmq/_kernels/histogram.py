@@ -15,38 +15,6 @@ def _key(pixels, i):
 
 
 @jit
-def dense_counts(pixels):
-    """Count every 24-bit color of ``pixels`` (N, 3) uint8 into a dense uint32 table of 2**24."""
-    counts = np.zeros(N_KEYS, np.uint32)
-    for i in range(pixels.shape[0]):
-        counts[_key(pixels, i)] += 1
-    return counts
-
-
-@jit
-def nonzero_keys(counts):
-    """The keys with a non-zero count, ascending, their colors (uint8) and counts (int64)."""
-    n = 0
-    for key in range(counts.shape[0]):
-        if counts[key] != 0:
-            n += 1
-    keys = np.empty(n, np.int32)
-    colors = np.empty((n, 3), np.uint8)
-    weights = np.empty(n, np.int64)
-    j = 0
-    for key in range(counts.shape[0]):
-        c = counts[key]
-        if c != 0:
-            keys[j] = key
-            colors[j, 0] = (key >> 16) & 255
-            colors[j, 1] = (key >> 8) & 255
-            colors[j, 2] = key & 255
-            weights[j] = c
-            j += 1
-    return keys, colors, weights
-
-
-@jit
 def scatter_labels(table, keys, labels):
     """Write ``labels[i]`` at ``table[keys[i]]`` (the table becomes a color -> label lookup)."""
     for i in range(keys.shape[0]):
@@ -63,8 +31,7 @@ def gather_labels(pixels, table, out):
 @jit
 def sorted_counts(pixels):
     """The distinct 24-bit keys of ``pixels`` (N, 3) uint8, ascending, with their colors (uint8)
-    and counts (int64): what :func:`dense_counts` then :func:`nonzero_keys` give, without a
-    dense table of 2**24.
+    and counts (int64), without a dense table of 2**24.
 
     The pixels are first partitioned by red (256 buckets, a counting sort); each bucket's green
     and blue are then counted in a table of 65,536 that stays in cache, and read back in order.

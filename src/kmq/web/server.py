@@ -70,12 +70,12 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kmq.errors import CancelledError, ImageReadError, ImageTooLargeError
-from kmq.io import DEFAULT_MAX_PIXELS, _check_size, binary_alpha, pil_to_array
+from kmq.errors import CancelledError, ImageReadError, ImageTooLargeError, one_line
+from kmq.io import DEFAULT_MAX_PIXELS, binary_alpha, read_image
 
 #: Folder of the page's files.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -92,7 +92,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 _POLL_SECONDS = 0.1
 #: Status sent (to nobody) when the client disconnected and its work was cancelled.
 _STATUS_CLIENT_GONE = 499
-_EXIF_ORIENTATION = 0x0112
 _SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -170,7 +169,7 @@ class StoredImage:
 
 
 def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> StoredImage:
-    """Decode an image file's bytes as kmq reads files (:func:`kmq.io.read_rgb`), in memory.
+    """Decode an image file's bytes as kmq reads files (:func:`kmq.io.read_image`), in memory.
 
     EXIF orientation is applied, an ICC profile converted to sRGB, any mode becomes 8-bit RGB,
     or RGBA when the image has transparency; the size is checked against ``max_pixels`` before
@@ -193,25 +192,11 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
     """
     if not data:
         raise ImageReadError(f"{name}: empty file")
-    try:
-        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                _check_size(im.width, im.height, max_pixels, name)
-                im.load()
-                if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
-                    im = ImageOps.exif_transpose(im)
-                rgb = pil_to_array(im, name)  # RGBA when it has transparency
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageReadError(f"{name}: cannot decode image ({exc})") from exc
-    rgb = np.ascontiguousarray(rgb)
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb = read_image(io.BytesIO(data), max_pixels=max_pixels, name=name)
     rgb.flags.writeable = False
-    messages = tuple(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    messages = tuple(dict.fromkeys(one_line(w.message) for w in caught))
     return StoredImage(name=name, rgb=rgb, input_bytes=len(data), warnings=messages)
 
 
@@ -492,7 +477,7 @@ class _Guard:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+    return JSONResponse({"error": one_line(message)}, status_code=status)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
