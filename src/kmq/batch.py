@@ -578,6 +578,9 @@ class LocalEngine(Engine):
             self._pool = None
 
 
+_TRIM = "MALLOC_TRIM_THRESHOLD_"
+
+
 class DaskEngine(Engine):
     """A ``dask.distributed`` cluster: the one at ``scheduler``, or a new LocalCluster.
 
@@ -607,14 +610,26 @@ class DaskEngine(Engine):
         elif client is None:
             import logging
 
+            import dask
             from distributed import LocalCluster
 
             n = int(workers or os.cpu_count() or 1)
             threads_per_worker = threads_per_worker or _default_threads(n)
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR,
-                                   env={"NUMBA_NUM_THREADS": str(threads_per_worker)})
+            # Dask's nannies set MALLOC_TRIM_THRESHOLD_ in their workers, which also freezes
+            # glibc's mmap threshold at 128 KiB: every image-sized array is then a fresh mmap,
+            # page-faulted anew on each file, 10-20% slower than the local engine's processes
+            # (measured on batches of small photos). Unset it, as the nanny's config allows;
+            # a nanny also leaves it in this process's environment, which workers inherit.
+            inherited = os.environ.pop(_TRIM, None)
+            try:
+                with dask.config.set({f"distributed.nanny.pre-spawn-environ.{_TRIM}": None}):
+                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None,
+                                           silence_logs=logging.ERROR,
+                                           env={"NUMBA_NUM_THREADS": str(threads_per_worker)})
+            finally:
+                if inherited is not None:
+                    os.environ[_TRIM] = inherited
             client = Client(cluster)
             self._owned += [client, cluster]
         self.client = client
@@ -638,8 +653,16 @@ class DaskEngine(Engine):
         pending: dict = {}
         queue = as_completed()
 
+        remaining = len(items) if hasattr(items, "__len__") else None
+
         def submit_next() -> bool:
-            group = list(itertools.islice(todo, size))
+            nonlocal remaining
+            n = size
+            if remaining is not None:  # taper at the end, so that no worker idles long
+                n = max(1, min(size, remaining // (2 * self.workers)))
+            group = list(itertools.islice(todo, n))
+            if remaining is not None:
+                remaining -= len(group)
             if not group:
                 return False
             future = self.client.submit(_call_pinned_many, fn, self.threads_per_worker, group,
