@@ -14,11 +14,12 @@ def test_histogram_matches_unique_on_a_photo(small_photo):
     assert h.n_pixels == small_photo.shape[0] * small_photo.shape[1]
 
 
-@pytest.mark.parametrize("n", [1, 5000])
+@pytest.mark.parametrize("n", [1, 5000, 300_000])
 def test_sorted_counts_equal_the_reference(n):
     rng = np.random.default_rng(n)
     pixels = rng.integers(0, 256, (n, 3), dtype=np.uint8)
     pixels[n // 2:] = pixels[: n - n // 2] // 16 * 16  # repeated colors, shared buckets
+    pixels[: n // 3, 0] = 7  # at 300,000: one red bucket counted in the table, the rest sorted
     pixels[-1] = [255, 255, 255]
     colors, counts = naive_histogram(pixels[None])
     c = colors.astype(np.int64)
