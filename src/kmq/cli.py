@@ -701,7 +701,8 @@ def compress(
     inputs: list[Path] = typer.Argument(
         ..., metavar="INPUT", show_default=False,
         help="Image files to compress: any format Pillow reads (PNG, JPEG, TIFF, WebP, ...). "
-             "Transparency is dropped with a warning."),
+             "Transparency is kept (an RGBA palette; GIF keeps one fully transparent "
+             "color)."),
     k: int = typer.Option(256, "-k", "--colors", min=2, max=256, metavar="K", help=_K_HELP),
     output: Path | None = typer.Option(
         None, "-o", "--output", metavar="OUTPUT", show_default=False,
