@@ -118,3 +118,10 @@ def grid_labels(points, low, step, cells, best) -> np.ndarray:
 def neighbour_order(centers) -> np.ndarray:
     """Each center's neighbours by increasing squared distance, ties in index order."""
     return np.argsort(sq_distances(centers, centers), axis=1, kind="stable")
+
+
+def jump_distances(centers, moved) -> np.ndarray:
+    """Distance from every center to the nearest other center among ``moved`` (inf if none)."""
+    d = np.sqrt(sq_distances(centers, centers[moved]))
+    d[np.asarray(moved)[None, :] == np.arange(len(centers))[:, None]] = np.inf
+    return d.min(axis=1, initial=np.inf)

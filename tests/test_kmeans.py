@@ -12,6 +12,7 @@ from naive import (
     cell_means,
     cluster_costs,
     grid_labels,
+    jump_distances,
     kmeanspp,
     lloyd,
     nearest,
@@ -203,3 +204,75 @@ def test_new_order_is_a_stable_argsort_of_the_distances():
     rng = np.random.default_rng(8)
     centers = np.round(rng.random((40, 3)) * 8)  # small integers: many tied distances
     np.testing.assert_array_equal(_k.new_order(centers), neighbour_order(centers))
+
+
+def _check_tracked_bounds(points, centers, labels, upper, second, lower_second, lower_rest):
+    d = np.sqrt(((points[:, None] - centers[None]) ** 2).sum(axis=2))
+    rows = np.arange(len(points))
+    assert np.all(upper >= d[rows, labels] * (1 - 1e-12))
+    assert np.all(lower_second <= d[rows, second] * (1 + 1e-12) + 1e-12)
+    d[rows, labels] = np.inf
+    d[rows, second] = np.inf
+    assert np.all(lower_rest <= d.min(axis=1) * (1 + 1e-12) + 1e-12)
+
+
+def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_points):
+    points, _, _ = photo_points
+    rng = np.random.default_rng(11)
+    k = 40
+    centers = points[rng.choice(len(points), k, replace=False)] + rng.random((k, 3))
+    n = len(points)
+    labels = rng.integers(0, k, n).astype(np.int32)  # any guess
+    upper, second = np.full(n, np.inf), labels.copy()
+    lower_second, lower_rest = np.zeros(n), np.zeros(n)
+    order = _k.new_order(centers)
+    no_far = np.full(k, np.inf)
+    for step in range(4):
+        cc2, half = _k.center_geometry(centers, order)
+        if step == 0:
+            drift = np.zeros(k)
+        _k.assign_tracked(points, centers, cc2, order, half, labels, upper, second,
+                          lower_second, lower_rest, drift, float(drift.max()),
+                          float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far)
+        np.testing.assert_array_equal(labels, nearest(points, centers))
+        _check_tracked_bounds(points, centers, labels, upper, second, lower_second, lower_rest)
+        if step < 3:
+            moved = centers + rng.normal(0, 1.5, centers.shape)
+            drift = np.sqrt(((moved - centers) ** 2).sum(axis=1))
+            centers = moved
+    # a few centers jump far while the others stay: ``far`` stands in for their drift
+    jumped = np.array([3, 17, 29])
+    moved = centers.copy()
+    moved[jumped] = points[rng.choice(n, 3, replace=False)]
+    drift = np.sqrt(((moved - centers) ** 2).sum(axis=1))
+    far = _k.jump_distances(moved, jumped)
+    np.testing.assert_allclose(far, jump_distances(moved, jumped), rtol=1e-12)
+    cc2, half = _k.center_geometry(moved, order)
+    _k.assign_tracked(points, moved, cc2, order, half, labels, upper, second, lower_second,
+                      lower_rest, drift, 0.0, 0.0, 0, far)
+    np.testing.assert_array_equal(labels, nearest(points, moved))
+    _check_tracked_bounds(points, moved, labels, upper, second, lower_second, lower_rest)
+
+
+def test_kmeans_result_bounds_hold_for_its_centers(photo_points):
+    points, weights, _ = photo_points
+    r = kmeans(points, weights, points[::61][:24].copy())
+    _check_tracked_bounds(points, r.centers, r.labels, *r.bounds)
+
+
+@pytest.mark.parametrize("k", [16, 64])
+def test_swaps_side_by_side_equal_swaps_in_turn(photo_points, k):
+    import numba
+
+    points, weights, _ = photo_points
+    start = kmeans(points, weights, points[::37][:k].copy())
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # one thread: the rounds run one after the other
+        alone = refine_by_swaps(points, weights, start)
+    finally:
+        numba.set_num_threads(threads)
+    together = refine_by_swaps(points, weights, start)
+    assert (alone.objective, alone.n_iter) == (together.objective, together.n_iter)
+    np.testing.assert_array_equal(alone.labels, together.labels)
+    np.testing.assert_array_equal(alone.centers, together.centers)

@@ -1,17 +1,21 @@
 """Weighted k-means (Lloyd's algorithm) run to convergence, accelerated but exact.
 
 Each iteration assigns every point to its nearest center and moves each center to the weighted
-mean of its points. Hamerly's bounds skip the points that provably keep their center, and a point
-that must be checked scans only the centers near its own (triangle inequality); the result is the
-one plain Lloyd gives. It stops when the objective (weighted sum of squared distances) drops by
-less than ``tol`` relative to the previous iteration, when no label changes, or at ``max_iter``.
+mean of its points. Bounds in the manner of Hamerly's skip the points that provably keep their
+center (one on the distance to its own center, one to its runner-up, one to all the others), and
+a point that must be checked scans only the centers near its own (triangle inequality); the
+result is the one plain Lloyd gives. It stops when the objective (weighted sum of squared
+distances) drops by less than ``tol`` relative to the previous iteration, when no label changes,
+or at ``max_iter``.
 An empty cluster is re-seeded at the point that contributes most to the objective.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -47,13 +51,19 @@ def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, m
 
 @dataclass(frozen=True)
 class KMeansResult:
-    """Converged centers, the label of every point, the objective and how it ended."""
+    """Converged centers, the label of every point, the objective and how it ended.
+
+    ``bounds``, when known, are each point's distance bounds for ``centers`` (upper bound to its
+    own, runner-up index, lower bound to the runner-up, lower bound to the rest; see
+    ``_k.assign_tracked``): :func:`refine_by_swaps` starts its trials from them.
+    """
 
     centers: np.ndarray
     labels: np.ndarray
     objective: float
     n_iter: int
     converged: bool
+    bounds: tuple | None = field(default=None, repr=False, compare=False)
 
 
 def grid_guess(points: np.ndarray, centers: np.ndarray, cells: int = 8) -> np.ndarray:
@@ -78,7 +88,8 @@ def _drift_stats(drift: np.ndarray) -> tuple[float, float, int]:
     return float(drift[top]), second, top
 
 
-def _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty) -> None:
+def _reseed_empty(points, weights, labels, upper, lower_second, lower_rest, sums, totals,
+                  empty) -> None:
     """Move each empty cluster onto the point with the largest weighted distance bound."""
     for j in empty:
         score = weights * upper * upper
@@ -93,7 +104,8 @@ def _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty) ->
         totals[j] = weights[i]
         labels[i] = j
         upper[i] = 0.0
-        lower[i] = 0.0
+        lower_second[i] = 0.0
+        lower_rest[i] = 0.0
 
 
 def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
@@ -144,12 +156,21 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
         raise ValueError(f"expected tol >= 0 and max_iter >= 1; got tol={tol}, max_iter={max_iter}")
     labels = (grid_guess(points, centers) if labels is None
               else np.array(labels, np.int32, order="C"))
-    upper = np.full(n, np.inf)
-    lower = np.zeros(n)
-    drift = np.zeros(k)
+    bounds = (np.full(n, np.inf), labels.copy(), np.zeros(n), np.zeros(n))
+    return _lloyd(points, weights, centers, labels, bounds, np.zeros(k), np.full(k, np.inf),
+                  np.array([0.0, np.inf, 0.0, 0.0, 0.0]), tol=tol, max_iter=max_iter,
+                  progress=progress, stage=stage, parallel=parallel,
+                  give_up_above=give_up_above)
+
+
+def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, max_iter,
+           progress, stage, parallel, give_up_above) -> KMeansResult:
+    """:func:`kmeans` from a given state: ``bounds`` (see :class:`KMeansResult`) hold for
+    centers that have since moved by ``drift``; ``far`` and ``state`` as ``_k.lloyd_steps``
+    takes them. Every array is updated in place."""
+    n, k = len(points), len(centers)
+    upper, second, lower_second, lower_rest = bounds
     sums, totals = np.empty((k, 3)), np.empty(k)
-    # iterations done, previous objective, largest drift, second largest, index of the largest
-    state = np.array([0.0, np.inf, 0.0, 0.0, 0.0])
     # einsum, not np.dot: OpenBLAS would split the sum over threads that then spin for a while,
     # stealing a core from numba (and from a second worker process), and its rounding would
     # depend on the thread count
@@ -163,16 +184,17 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
         if serial:
             numba.set_num_threads(1)
         try:
-            status, _changed = _k.lloyd_steps(points, weights, centers, labels, upper, lower,
-                                              drift, order, state, sums, totals, steps,
-                                              max_iter, tol, total_sq, give_up_above,
-                                              GIVE_UP_FACTOR)
+            status, _changed = _k.lloyd_steps(points, weights, centers, labels, upper, second,
+                                              lower_second, lower_rest, drift, far, order,
+                                              state, sums, totals, steps, max_iter, tol,
+                                              total_sq, give_up_above, GIVE_UP_FACTOR)
         finally:
             if serial:
                 numba.set_num_threads(threads)
         if status == _k.EMPTY:  # finish this iteration here (rare)
             empty = np.flatnonzero(totals == 0)
-            _reseed_empty(points, weights, labels, upper, lower, sums, totals, empty)
+            _reseed_empty(points, weights, labels, upper, lower_second, lower_rest, sums,
+                          totals, empty)
             new = sums / totals[:, None]
             objective = max(total_sq - float(np.einsum("i,ij,ij->", totals, new, new)),
                             0.0)
@@ -195,7 +217,11 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
             converged = status == _k.CONVERGED
             break
     objective = _k.weighted_sse(points, weights, centers, labels)
-    return KMeansResult(centers, labels, float(objective), it, converged)
+    if status == _k.GAVE_UP:
+        return KMeansResult(centers, labels, float(objective), it, converged)
+    _k.settle_bounds(labels, upper, second, lower_second, lower_rest, drift, state[2], state[3],
+                     np.int64(state[4]))
+    return KMeansResult(centers, labels, float(objective), it, converged, bounds)
 
 
 def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
@@ -210,52 +236,133 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     objective went down; ``m`` halves after a failed round (as in ELBG, Patane and Russo 2001).
     A trial whose Lloyd run clearly cannot end below the current objective is abandoned early.
     The result never has a higher objective than ``result``.
+
+    With more than one numba thread, the round that would follow a failure (``m / 2`` from the
+    same centers) runs beside each round on a second thread and is used if the round fails, or
+    stopped if it succeeds: the result is the one the rounds give one after the other.
     """
     points = np.ascontiguousarray(points, np.float64)
     weights = np.ascontiguousarray(weights, np.float64)
     best = result
     k = len(best.centers)
     m = max(1, k // 8)
-    for _ in range(max_rounds):
-        if k < 3 or m < 1:
-            break
-        centers = best.centers
-        order = _k.new_order(centers)
-        cc2, _half = _k.center_geometry(centers, order)
-        sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2, order)
-        receivers = [int(h) for h in np.argsort(-sse, kind="stable")[:m] if sse[h] > 0]
-        taken = set(receivers)
-        donors = []
-        for j in np.argsort(utility, kind="stable"):
-            if len(donors) == len(receivers):
+    rounds = 0
+    pool = ThreadPoolExecutor(max_workers=1) if numba.get_num_threads() > 1 else None
+    try:
+        while rounds < max_rounds and k >= 3 and m >= 1:
+            centers = best.centers
+            order = _k.new_order(centers)
+            cc2, _half = _k.center_geometry(centers, order)
+            sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2, order)
+            totals = np.bincount(best.labels, weights=weights, minlength=k)
+            split = (points, weights, best, order, sse, utility, totals)
+            trial = _split_trial(*split, m)
+            if trial is None:
                 break
-            j = int(j)
-            if j in taken:
+            spare = stop = None
+            if pool is not None and rounds + 1 < max_rounds and m // 2 >= 1:
+                spare_trial = _split_trial(*split, m // 2)
+                if spare_trial is not None:
+                    stop = threading.Event()
+
+                    def stopped(stage: str, fraction: float, stop=stop) -> bool:
+                        return stop.is_set() or bool(progress is not None
+                                                     and progress(stage, fraction))
+
+                    spare = pool.submit(_trial, points, weights, best, spare_trial, tol=tol,
+                                        max_iter=max_iter, give_up_above=best.objective,
+                                        progress=stopped, parallel=False)
+            try:
+                run = _trial(points, weights, best, trial, tol=tol, max_iter=max_iter,
+                             give_up_above=best.objective, progress=progress,
+                             parallel=spare is None)
+            except BaseException:
+                if stop is not None:
+                    stop.set()
+                raise
+            rounds += 1
+            if run.objective < best.objective * (1.0 - 1e-7):
+                if spare is not None:
+                    stop.set()  # not needed after all
+                    try:
+                        spare.result()
+                    except CancelledError:
+                        pass
+                best = _accepted(best, run)
                 continue
-            donors.append(j)
-            taken.add(j)
-            taken.add(int(order[j, 1]))  # its points' new home must stay
-        if not donors:
-            break
-        totals = np.bincount(best.labels, weights=weights, minlength=k)
-        trial = centers.copy()
-        for j, h in zip(donors, receivers[: len(donors)], strict=True):
-            mask = best.labels == h
-            spread = np.average((points[mask] - centers[h]) ** 2, axis=0, weights=weights[mask])
-            axis = int(np.argmax(spread))
-            step = np.zeros(3)
-            step[axis] = 0.5 * np.sqrt(spread[axis]) if totals[h] > 0 else 0.5
-            trial[j] = centers[h] + step
-            trial[h] = centers[h] - step
-        run = kmeans(points, weights, trial, labels=best.labels, tol=tol, max_iter=max_iter,
-                     give_up_above=best.objective,
-                     progress=progress, stage="kmeans (refine)")
-        if run.objective < best.objective * (1.0 - 1e-7):
-            best = KMeansResult(run.centers, run.labels, run.objective,
-                                best.n_iter + run.n_iter, run.converged)
-        else:
             m //= 2
+            if spare is None:
+                continue
+            run = spare.result()  # the next round, run already
+            rounds += 1
+            if run.objective < best.objective * (1.0 - 1e-7):
+                best = _accepted(best, run)
+            else:
+                m //= 2
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return best
+
+
+def _accepted(best: KMeansResult, run: KMeansResult) -> KMeansResult:
+    return KMeansResult(run.centers, run.labels, run.objective, best.n_iter + run.n_iter,
+                        run.converged, run.bounds)
+
+
+def _split_trial(points, weights, best: KMeansResult, order, sse, utility, totals,
+                 m: int) -> np.ndarray | None:
+    """The centers of a swap round with ``m`` moves (see :func:`refine_by_swaps`), or None
+    when no center can move."""
+    centers = best.centers
+    receivers = [int(h) for h in np.argsort(-sse, kind="stable")[:m] if sse[h] > 0]
+    taken = set(receivers)
+    donors = []
+    for j in np.argsort(utility, kind="stable"):
+        if len(donors) == len(receivers):
+            break
+        j = int(j)
+        if j in taken:
+            continue
+        donors.append(j)
+        taken.add(j)
+        taken.add(int(order[j, 1]))  # its points' new home must stay
+    if not donors:
+        return None
+    trial = centers.copy()
+    for j, h in zip(donors, receivers[: len(donors)], strict=True):
+        mask = best.labels == h
+        spread = np.average((points[mask] - centers[h]) ** 2, axis=0, weights=weights[mask])
+        axis = int(np.argmax(spread))
+        step = np.zeros(3)
+        step[axis] = 0.5 * np.sqrt(spread[axis]) if totals[h] > 0 else 0.5
+        trial[j] = centers[h] + step
+        trial[h] = centers[h] - step
+    return trial
+
+
+def _trial(points, weights, best: KMeansResult, trial: np.ndarray, *, tol, max_iter,
+           give_up_above, progress, parallel: bool = True) -> KMeansResult:
+    """Lloyd from ``trial`` (``best.centers`` with some centers moved) and ``best.labels``.
+
+    With ``best.bounds`` the first assignment re-checks only the points that the moved centers
+    can have taken or lost: the others' bounds still hold (``far`` covers the jumps); without,
+    it searches every point. Either way the run is the one :func:`kmeans` makes.
+    """
+    if best.bounds is None:
+        return kmeans(points, weights, trial, labels=best.labels, tol=tol, max_iter=max_iter,
+                      give_up_above=give_up_above, progress=progress, stage="kmeans (refine)",
+                      parallel=parallel)
+    trial = np.array(trial, np.float64, order="C")
+    moved = np.flatnonzero(np.any(trial != best.centers, axis=1))
+    drift = np.sqrt(((trial - best.centers) ** 2).sum(axis=1))
+    far = _k.jump_distances(trial, moved)
+    # the others did not move: the rest bounds lose nothing but what ``far`` says
+    state = np.array([0.0, np.inf, 0.0, 0.0, 0.0])
+    bounds = tuple(b.copy() for b in best.bounds)
+    return _lloyd(points, weights, trial, best.labels.copy(), bounds, drift, far, state,
+                  tol=tol, max_iter=max_iter, progress=progress, stage="kmeans (refine)",
+                  parallel=parallel, give_up_above=give_up_above)
 
 
 def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,

@@ -140,6 +140,115 @@ def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, m
     return changed
 
 
+#: How far beyond twice its own distance a full search in :func:`assign_tracked` looks, in units
+#: of the half distance from its center to the nearest other one: centers found in that margin
+#: are ruled out with room to spare, so the point's bounds survive a few iterations of drift.
+SCAN_MARGIN = 0.5
+
+
+@jit(parallel=True)
+def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second, lower_second,
+                   lower_rest, drift, rest_drift, second_drift, argmax_drift, far):
+    """Move every point to its nearest center, with a separate bound for its runner-up.
+
+    Like :func:`assign` (the result is the same: ties go to the lower index among the centers a
+    search compares), with three bounds per point instead of two: ``upper[i]`` on the distance
+    to its own center, ``lower_second[i]`` on the distance to center ``second[i]`` (the runner-up
+    when it was last searched) and ``lower_rest[i]`` on the distance to every other center. Most
+    points near a boundary lie between just two centers, so only those two centers' drift wears
+    their bounds down; the rest bound loses the largest drift of any other center
+    (``rest_drift``, or ``second_drift`` for the points of center ``argmax_drift``).
+
+    ``far[a]``, when finite, is a lower bound on the distance from center ``a`` to any center
+    whose drift ``rest_drift`` leaves out (centers that jumped, as in a swap): the rest bound of
+    a point of ``a`` is then also at least ``far[a] - upper[i]``.
+
+    A point whose own bounds fail gets its distance to ``second[i]`` checked first; only when
+    the rest bound fails too is it searched: the centers in order of distance from its center,
+    until one is more than twice its distance plus a margin away (``SCAN_MARGIN``). Returns the
+    number of points whose label changed.
+    """
+    k = centers.shape[0]
+    changed = 0
+    for i in prange(points.shape[0]):
+        a = labels[i]
+        s = second[i]
+        u = upper[i] + drift[a]
+        ls = lower_second[i] - drift[s]
+        lr = lower_rest[i] - (second_drift if a == argmax_drift else rest_drift)
+        if far[a] - u < lr:
+            lr = far[a] - u
+        lower_second[i] = ls
+        lower_rest[i] = lr
+        hm = half_min[a]
+        m = max(hm, min(ls, lr))
+        if u <= m:
+            upper[i] = u
+            continue
+        u2 = _d2(points, i, centers, a)
+        u = np.sqrt(u2)
+        upper[i] = u
+        if u <= m:
+            continue
+        if u <= max(hm, lr) and s != a:
+            # no center but a and s can be the nearest
+            ds = np.sqrt(_d2(points, i, centers, s))
+            lower_second[i] = ds
+            if u < ds or (u == ds and a < s):
+                continue
+            labels[i] = s
+            second[i] = a
+            upper[i] = ds
+            lower_second[i] = u
+            changed += 1
+            continue
+        lim = 2.0 * u + SCAN_MARGIN * hm
+        limit2 = lim * lim
+        best = a
+        best2 = u2
+        runner = -1
+        runner2 = np.inf
+        third2 = np.inf
+        unscanned = np.inf
+        first_out = -1
+        for t in range(k):
+            j = order[a, t]
+            if j == a:
+                continue
+            if cc2[a, j] > limit2:
+                unscanned = np.sqrt(cc2[a, j]) - u
+                first_out = j
+                break
+            dj = _d2(points, i, centers, j)
+            if dj < best2 or (dj == best2 and j < best):
+                third2 = runner2
+                runner2 = best2
+                runner = best
+                best = j
+                best2 = dj
+            elif dj < runner2:
+                third2 = runner2
+                runner2 = dj
+                runner = j
+            elif dj < third2:
+                third2 = dj
+        upper[i] = np.sqrt(best2)
+        if runner >= 0:
+            second[i] = runner
+            lower_second[i] = np.sqrt(runner2)
+        elif first_out >= 0:
+            second[i] = first_out
+            lower_second[i] = unscanned
+        else:  # a single center
+            second[i] = best
+            lower_second[i] = np.inf
+        lower_rest[i] = min(np.sqrt(third2), unscanned)
+        if best != a:
+            labels[i] = best
+            changed += 1
+    return changed
+
+
 @jit
 def accumulate(points, weights, labels, k):
     """Per-cluster weighted sums of the points and of the weights (serial, fixed order)."""
@@ -347,15 +456,17 @@ PAUSED, CONVERGED, GAVE_UP, MAX_ITER, EMPTY = 0, 1, 2, 3, 4
 
 
 @jit
-def lloyd_steps(points, weights, centers, labels, upper, lower, drift, order, state, sums, totals,
-                steps, max_iter, tol, total_sq, give_up_above, give_up_factor):
+def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, lower_rest, drift,
+                far, order, state, sums, totals, steps, max_iter, tol, total_sq, give_up_above,
+                give_up_factor):
     """Up to ``steps`` Lloyd iterations in one call (see :func:`kmq.kmeans.kmeans`).
 
-    ``centers``, ``labels``, the bounds, ``drift``, ``order`` and ``state`` = [iterations done,
-    previous objective, largest drift, second largest drift, index of the largest] are updated
-    in place. Returns (status, labels changed in the last assignment). On ``EMPTY`` the last
-    iteration stopped after accumulating ``sums``/``totals`` (the caller re-seeds the empty
-    clusters and finishes it). Reductions run serially in a fixed order.
+    ``centers``, ``labels``, the bounds (see :func:`assign_tracked`), ``drift``, ``order`` and
+    ``state`` = [iterations done, previous objective, largest drift, second largest drift,
+    index of the largest] are updated in place; ``far`` applies to the first assignment only and
+    is then set to infinity. Returns (status, labels changed in the last assignment). On
+    ``EMPTY`` the last iteration stopped after accumulating ``sums``/``totals`` (the caller
+    re-seeds the empty clusters and finishes it). Reductions run serially in a fixed order.
     """
     k = centers.shape[0]
     changed = 0
@@ -363,8 +474,10 @@ def lloyd_steps(points, weights, centers, labels, upper, lower, drift, order, st
         if state[0] >= max_iter:
             return MAX_ITER, changed
         cc2, half_min = center_geometry(centers, order)
-        changed = assign(points, centers, cc2, order, half_min, labels, upper, lower, drift,
-                         state[2], state[3], np.int64(state[4]))
+        changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
+                                 lower_second, lower_rest, drift, state[2], state[3],
+                                 np.int64(state[4]), far)
+        far[:] = np.inf
         s, t = accumulate(points, weights, labels, k)
         sums[:] = s
         totals[:] = t
@@ -386,12 +499,12 @@ def lloyd_steps(points, weights, centers, labels, upper, lower, drift, order, st
             drift[j] = np.sqrt(d)
             if drift[j] > drift[top]:
                 top = j
-        second = 0.0
+        second_drift = 0.0
         for j in range(k):
-            if j != top and drift[j] > second:
-                second = drift[j]
+            if j != top and drift[j] > second_drift:
+                second_drift = drift[j]
         state[2] = drift[top]
-        state[3] = second
+        state[3] = second_drift
         state[4] = top
         objective = max(total_sq - fit, 0.0)
         state[0] += 1
@@ -407,3 +520,32 @@ def lloyd_steps(points, weights, centers, labels, upper, lower, drift, order, st
     if state[0] >= max_iter:
         return MAX_ITER, changed
     return PAUSED, changed
+
+
+@jit
+def settle_bounds(labels, upper, second, lower_second, lower_rest, drift, rest_drift,
+                  second_drift, argmax_drift):
+    """Carry the bounds of :func:`assign_tracked` over the last center update (``drift``), so
+    that they hold for the centers as they are now."""
+    for i in range(labels.shape[0]):
+        a = labels[i]
+        upper[i] += drift[a]
+        lower_second[i] -= drift[second[i]]
+        lower_rest[i] -= second_drift if a == argmax_drift else rest_drift
+
+
+@jit
+def jump_distances(centers, moved):
+    """For every center, the distance to the nearest other center of the ``moved`` ones (inf
+    when there is none): the ``far`` argument of :func:`assign_tracked` after those jumped."""
+    k = centers.shape[0]
+    far = np.full(k, np.inf)
+    for a in range(k):
+        m = np.inf
+        for j in moved:
+            if j != a:
+                d = _d2(centers, a, centers, j)
+                if d < m:
+                    m = d
+        far[a] = np.sqrt(m)
+    return far
