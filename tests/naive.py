@@ -125,3 +125,25 @@ def jump_distances(centers, moved) -> np.ndarray:
     d = np.sqrt(sq_distances(centers, centers[moved]))
     d[np.asarray(moved)[None, :] == np.arange(len(centers))[:, None]] = np.inf
     return d.min(axis=1, initial=np.inf)
+
+
+def jump_lists(centers, moved):
+    """For every center, the ``moved`` centers by increasing squared distance (ties in the
+    order of ``moved``) and those squared distances."""
+    d = sq_distances(centers, centers[moved])
+    idx = np.argsort(d, axis=1, kind="stable")
+    return np.asarray(moved)[idx], np.take_along_axis(d, idx, axis=1)
+
+
+def near_drift(centers, drift, count):
+    """For each center: the largest drift among its ``count`` nearest other centers (ties in
+    index order) and the distance to the nearest center beyond them (inf if none)."""
+    d = sq_distances(centers, centers)
+    k = len(centers)
+    most, beyond = np.zeros(k), np.full(k, np.inf)
+    for a in range(k):
+        others = [j for j in np.argsort(d[a], kind="stable") if j != a]
+        most[a] = max((drift[j] for j in others[:count]), default=0.0)
+        if len(others) > count:
+            beyond[a] = np.sqrt(d[a, others[count]])
+    return most, beyond

@@ -13,8 +13,10 @@ from naive import (
     cluster_costs,
     grid_labels,
     jump_distances,
+    jump_lists,
     kmeanspp,
     lloyd,
+    near_drift,
     nearest,
     neighbour_order,
     objective,
@@ -70,12 +72,13 @@ def test_kmeans_stops_at_max_iter(photo_points):
     assert r.n_iter == 2 and not r.converged
 
 
-def test_kmeanspp_matches_reference_draw_for_draw(photo_points):
+@pytest.mark.parametrize("k", [24, 70])  # the textbook loop, and the lists (above 32)
+def test_kmeanspp_matches_reference_draw_for_draw(photo_points, k):
     points, weights, _ = photo_points
-    uniforms = np.random.default_rng(7).random((24, 5))
-    chosen = _k.kmeanspp(points, weights, 24, uniforms)
-    np.testing.assert_array_equal(chosen, kmeanspp(points, weights, 24, uniforms))
-    assert len(set(chosen.tolist())) == 24
+    uniforms = np.random.default_rng(7).random((k, 5))
+    chosen = _k.kmeanspp(points, weights, k, uniforms)
+    np.testing.assert_array_equal(chosen, kmeanspp(points, weights, k, uniforms))
+    assert len(set(chosen.tolist())) == k
 
 
 def test_seeding_is_reproducible_and_seed_dependent(photo_points):
@@ -227,13 +230,15 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     lower_second, lower_rest = np.zeros(n), np.zeros(n)
     order = _k.new_order(centers)
     no_far = np.full(k, np.inf)
+    no_jumps = (np.empty((k, 0), np.int32), np.empty((k, 0)))
     for step in range(4):
         cc2, half = _k.center_geometry(centers, order)
         if step == 0:
             drift = np.zeros(k)
         _k.assign_tracked(points, centers, cc2, order, half, labels, upper, second,
                           lower_second, lower_rest, drift, float(drift.max()),
-                          float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far)
+                          float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far,
+                          *_k.near_drift(order, cc2, drift, 5), *no_jumps)
         np.testing.assert_array_equal(labels, nearest(points, centers))
         _check_tracked_bounds(points, centers, labels, upper, second, lower_second, lower_rest)
         if step < 3:
@@ -248,10 +253,37 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     far = _k.jump_distances(moved, jumped)
     np.testing.assert_allclose(far, jump_distances(moved, jumped), rtol=1e-12)
     cc2, half = _k.center_geometry(moved, order)
-    _k.assign_tracked(points, moved, cc2, order, half, labels, upper, second, lower_second,
-                      lower_rest, drift, 0.0, 0.0, 0, far)
-    np.testing.assert_array_equal(labels, nearest(points, moved))
-    _check_tracked_bounds(points, moved, labels, upper, second, lower_second, lower_rest)
+    jumps = _k.jump_lists(moved, jumped)
+    for lists in (no_jumps, jumps):  # with the jump lists: the same, by a shorter search
+        state = [b.copy() for b in (labels, upper, second, lower_second, lower_rest)]
+        _k.assign_tracked(points, moved, cc2, order, half, *state, drift, 0.0, 0.0, 0,
+                          far.copy(), *_k.near_drift(order, cc2, drift, 5), *lists)
+        np.testing.assert_array_equal(state[0], nearest(points, moved))
+        _check_tracked_bounds(points, moved, *state)
+
+
+def test_merge_jumps_sorts_the_rows_for_the_moved_centers():
+    rng = np.random.default_rng(10)
+    centers = rng.random((70, 3)) * 255
+    order = _k.new_order(centers)
+    moved = np.array([0, 5, 6, 33, 69])
+    after = centers.copy()
+    after[moved] = rng.random((5, 3)) * 255
+    merged = _k.merge_jumps(after, order.copy(), *_k.jump_lists(after, moved))
+    expected = ((after[:, None] - after[None]) ** 2).sum(axis=2)
+    for a in range(len(after)):
+        assert sorted(merged[a].tolist()) == list(range(len(after)))
+        assert np.all(np.diff(expected[a, merged[a]]) >= 0)
+
+
+def test_jump_lists_sort_the_moved_centers_by_distance():
+    rng = np.random.default_rng(9)
+    centers = np.round(rng.random((30, 3)) * 6)  # small integers: tied distances
+    moved = np.array([4, 11, 12, 20, 27])
+    order, d2 = _k.jump_lists(centers, moved)
+    ref_order, ref_d2 = jump_lists(centers, moved)
+    np.testing.assert_array_equal(order, ref_order)
+    np.testing.assert_array_equal(d2, ref_d2)
 
 
 def test_kmeans_result_bounds_hold_for_its_centers(photo_points):
@@ -276,3 +308,16 @@ def test_swaps_side_by_side_equal_swaps_in_turn(photo_points, k):
     assert (alone.objective, alone.n_iter) == (together.objective, together.n_iter)
     np.testing.assert_array_equal(alone.labels, together.labels)
     np.testing.assert_array_equal(alone.centers, together.centers)
+
+
+@pytest.mark.parametrize("count", [1, 5, 39, 60])
+def test_near_drift_matches_reference(count):
+    rng = np.random.default_rng(12)
+    centers = rng.random((40, 3)) * 255
+    drift = rng.random(40)
+    order = _k.new_order(centers)
+    cc2, _ = _k.center_geometry(centers, order)
+    most, beyond = _k.near_drift(order, cc2, drift, count)
+    ref_most, ref_beyond = near_drift(centers, drift, count)
+    np.testing.assert_array_equal(most, ref_most)
+    np.testing.assert_allclose(beyond, ref_beyond, rtol=1e-12)

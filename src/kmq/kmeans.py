@@ -55,7 +55,10 @@ class KMeansResult:
 
     ``bounds``, when known, are each point's distance bounds for ``centers`` (upper bound to its
     own, runner-up index, lower bound to the runner-up, lower bound to the rest; see
-    ``_k.assign_tracked``): :func:`refine_by_swaps` starts its trials from them.
+    ``_k.assign_tracked``): :func:`refine_by_swaps` starts its trials from them. ``order``,
+    when known, is each center's neighbours by increasing distance as the last iteration saw
+    them (see ``_k.center_geometry``): nearly sorted for ``centers``, a cheap start for the
+    next run's.
     """
 
     centers: np.ndarray
@@ -64,6 +67,7 @@ class KMeansResult:
     n_iter: int
     converged: bool
     bounds: tuple | None = field(default=None, repr=False, compare=False)
+    order: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def grid_guess(points: np.ndarray, centers: np.ndarray, cells: int = 8) -> np.ndarray:
@@ -111,7 +115,8 @@ def _reseed_empty(points, weights, labels, upper, lower_second, lower_rest, sums
 def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
            labels: np.ndarray | None = None, tol: float = 1e-4, max_iter: int = 300,
            progress: Progress | None = None, stage: str = "kmeans",
-           parallel: bool = True, give_up_above: float = np.inf) -> KMeansResult:
+           parallel: bool = True, give_up_above: float = np.inf,
+           order: np.ndarray | None = None) -> KMeansResult:
     """Weighted Lloyd iterations from ``centers`` until convergence.
 
     Parameters
@@ -133,6 +138,10 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
     give_up_above : float
         Stop early (not converged) once the objective cannot plausibly end below this mark (see
         ``GIVE_UP_FACTOR``); :func:`refine_by_swaps` uses it to drop hopeless trials.
+    order : (K, K) int array, optional
+        Each center's neighbours in an order near their order by distance (as
+        :attr:`KMeansResult.order`), which the first iteration then only repairs; without, it
+        is sorted afresh. The run is the same either way.
 
     The iterations run inside one compiled call (``_k.lloyd_steps``), so their cost is the
     kernels' alone.
@@ -160,14 +169,18 @@ def kmeans(points: np.ndarray, weights: np.ndarray, centers: np.ndarray, *,
     return _lloyd(points, weights, centers, labels, bounds, np.zeros(k), np.full(k, np.inf),
                   np.array([0.0, np.inf, 0.0, 0.0, 0.0]), tol=tol, max_iter=max_iter,
                   progress=progress, stage=stage, parallel=parallel,
-                  give_up_above=give_up_above)
+                  give_up_above=give_up_above,
+                  order=None if order is None else np.array(order, np.int32, order="C"))
 
 
 def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, max_iter,
-           progress, stage, parallel, give_up_above) -> KMeansResult:
+           progress, stage, parallel, give_up_above, jumps=None, order=None,
+           every=PROGRESS_EVERY) -> KMeansResult:
     """:func:`kmeans` from a given state: ``bounds`` (see :class:`KMeansResult`) hold for
-    centers that have since moved by ``drift``; ``far`` and ``state`` as ``_k.lloyd_steps``
-    takes them. Every array is updated in place."""
+    centers that have since moved by ``drift``; ``far``, ``state``, ``jumps`` (the jump lists,
+    or None) and ``order`` (or None: sorted afresh) as ``_k.lloyd_steps`` takes them;
+    ``progress``, if any, is called every ``every`` iterations. Every array is updated in
+    place."""
     n, k = len(points), len(centers)
     upper, second, lower_second, lower_rest = bounds
     sums, totals = np.empty((k, 3)), np.empty(k)
@@ -176,18 +189,24 @@ def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, 
     # depend on the thread count
     total_sq = float(np.einsum("i,ij,ij->", weights, points, points))
     converged = False
-    order = _k.new_order(centers)
-    steps = max_iter if progress is None else PROGRESS_EVERY
+    if order is None:
+        order = _k.new_order(centers)
+    steps = max_iter if progress is None else every
     threads = numba.get_num_threads()
     serial = (not parallel or n < PARALLEL_MIN_POINTS) and threads > 1
+    jump_order, jump_d2 = ((np.empty((k, 0), np.int32), np.empty((k, 0)))
+                           if jumps is None else jumps)
     while True:
         if serial:
             numba.set_num_threads(1)
         try:
             status, _changed = _k.lloyd_steps(points, weights, centers, labels, upper, second,
-                                              lower_second, lower_rest, drift, far, order,
-                                              state, sums, totals, steps, max_iter, tol,
-                                              total_sq, give_up_above, GIVE_UP_FACTOR)
+                                              lower_second, lower_rest, drift, far, jump_order,
+                                              jump_d2, order, state, sums, totals, steps,
+                                              max_iter, tol, total_sq, give_up_above,
+                                              GIVE_UP_FACTOR)
+            if jump_order.shape[1]:  # the jumps concern the first iteration only
+                jump_order, jump_d2 = jump_order[:, :0].copy(), jump_d2[:, :0].copy()
         finally:
             if serial:
                 numba.set_num_threads(threads)
@@ -221,7 +240,7 @@ def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, 
         return KMeansResult(centers, labels, float(objective), it, converged)
     _k.settle_bounds(labels, upper, second, lower_second, lower_rest, drift, state[2], state[3],
                      np.int64(state[4]))
-    return KMeansResult(centers, labels, float(objective), it, converged, bounds)
+    return KMeansResult(centers, labels, float(objective), it, converged, bounds, order)
 
 
 def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
@@ -251,7 +270,7 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     try:
         while rounds < max_rounds and k >= 3 and m >= 1:
             centers = best.centers
-            order = _k.new_order(centers)
+            order = _k.new_order(centers) if best.order is None else best.order.copy()
             cc2, _half = _k.center_geometry(centers, order)
             sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2, order)
             totals = np.bincount(best.labels, weights=weights, minlength=k)
@@ -271,11 +290,12 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
 
                     spare = pool.submit(_trial, points, weights, best, spare_trial, tol=tol,
                                         max_iter=max_iter, give_up_above=best.objective,
-                                        progress=stopped, parallel=False)
+                                        progress=stopped, parallel=False, order=order,
+                                        every=1)  # stops soon when not needed
             try:
                 run = _trial(points, weights, best, trial, tol=tol, max_iter=max_iter,
                              give_up_above=best.objective, progress=progress,
-                             parallel=spare is None)
+                             parallel=spare is None, order=order)
             except BaseException:
                 if stop is not None:
                     stop.set()
@@ -307,7 +327,7 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
 
 def _accepted(best: KMeansResult, run: KMeansResult) -> KMeansResult:
     return KMeansResult(run.centers, run.labels, run.objective, best.n_iter + run.n_iter,
-                        run.converged, run.bounds)
+                        run.converged, run.bounds, run.order)
 
 
 def _split_trial(points, weights, best: KMeansResult, order, sse, utility, totals,
@@ -342,12 +362,16 @@ def _split_trial(points, weights, best: KMeansResult, order, sse, utility, total
 
 
 def _trial(points, weights, best: KMeansResult, trial: np.ndarray, *, tol, max_iter,
-           give_up_above, progress, parallel: bool = True) -> KMeansResult:
+           give_up_above, progress, parallel: bool = True,
+           order: np.ndarray | None = None, every: int = PROGRESS_EVERY) -> KMeansResult:
     """Lloyd from ``trial`` (``best.centers`` with some centers moved) and ``best.labels``.
 
     With ``best.bounds`` the first assignment re-checks only the points that the moved centers
     can have taken or lost: the others' bounds still hold (``far`` covers the jumps); without,
-    it searches every point. Either way the run is the one :func:`kmeans` makes.
+    it searches every point. ``order``, each center's neighbours sorted by distance for
+    ``best.centers`` (not changed), is merged with the moved ones into the order for ``trial``
+    rather than sorted afresh. ``progress`` is called every ``every`` iterations. Either way
+    the run is the one :func:`kmeans` makes.
     """
     if best.bounds is None:
         return kmeans(points, weights, trial, labels=best.labels, tol=tol, max_iter=max_iter,
@@ -357,12 +381,17 @@ def _trial(points, weights, best: KMeansResult, trial: np.ndarray, *, tol, max_i
     moved = np.flatnonzero(np.any(trial != best.centers, axis=1))
     drift = np.sqrt(((trial - best.centers) ** 2).sum(axis=1))
     far = _k.jump_distances(trial, moved)
-    # the others did not move: the rest bounds lose nothing but what ``far`` says
+    # the others did not move: the rest bounds lose nothing but what ``far`` says, and a point
+    # whose bounds fail need only be compared with the jumped centers near it
     state = np.array([0.0, np.inf, 0.0, 0.0, 0.0])
     bounds = tuple(b.copy() for b in best.bounds)
+    jumps = _k.jump_lists(trial, moved)
+    if order is not None:
+        order = _k.merge_jumps(trial, order.copy(), *jumps)
     return _lloyd(points, weights, trial, best.labels.copy(), bounds, drift, far, state,
                   tol=tol, max_iter=max_iter, progress=progress, stage="kmeans (refine)",
-                  parallel=parallel, give_up_above=give_up_above)
+                  parallel=parallel, give_up_above=give_up_above, jumps=jumps, order=order,
+                  every=every)
 
 
 def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResult, *,
@@ -371,7 +400,9 @@ def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResul
 
     Passes of moves run until one gains less than ``tol`` of the objective; Lloyd then settles
     every point at its nearest center. Every step lowers the objective, so the result is never
-    worse than ``result``.
+    worse than ``result``. The final Lloyd run starts from ``result``'s bounds and neighbour
+    order when it has them (worn down by how far the centers moved; the colors that moved are
+    searched afresh), which saves work but not a single label.
     """
     points = np.ascontiguousarray(points, np.float64)
     weights = np.ascontiguousarray(weights, np.float64)
@@ -380,16 +411,34 @@ def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     sums, totals = _k.accumulate(points, weights, labels, k)
     if np.any(totals == 0):
         return result
-    order = _k.new_order(sums / totals[:, None])
+    order = (_k.new_order(sums / totals[:, None]) if result.order is None
+             else result.order.copy())
     for _ in range(max_passes):
         cc2, _half = _k.center_geometry(sums / totals[:, None], order)
         moved, gain = _k.hartigan_pass(points, weights, sums, totals, labels, cc2, order)
         sums, totals = _k.accumulate(points, weights, labels, k)  # no drift from updates
         if moved == 0 or gain <= tol * result.objective:
             break
-    run = kmeans(points, weights, sums / totals[:, None], labels=labels, tol=tol,
-                 max_iter=max_iter, stage="kmeans (refine)")
+    centers = sums / totals[:, None]
+    if result.bounds is None:
+        run = kmeans(points, weights, centers, labels=labels, tol=tol, max_iter=max_iter,
+                     stage="kmeans (refine)", order=order)
+    else:
+        # ``result``'s bounds still hold for the colors that kept their cluster, once worn
+        # down by how far the centers moved; the moved colors are searched afresh
+        upper, second, lower_second, lower_rest = (b.copy() for b in result.bounds)
+        moved = labels != result.labels
+        upper[moved] = np.inf
+        second[moved] = labels[moved]
+        lower_second[moved] = 0.0
+        lower_rest[moved] = 0.0
+        drift = np.sqrt(((centers - result.centers) ** 2).sum(axis=1))
+        state = np.array([0.0, np.inf, *_drift_stats(drift)])
+        run = _lloyd(points, weights, centers, labels, (upper, second, lower_second, lower_rest),
+                     drift, np.full(k, np.inf), state, tol=tol, max_iter=max_iter,
+                     progress=None, stage="kmeans (refine)", parallel=True,
+                     give_up_above=np.inf, order=order)
     if run.objective >= result.objective:
         return result
     return KMeansResult(run.centers, run.labels, run.objective, result.n_iter + run.n_iter,
-                        run.converged)
+                        run.converged, run.bounds, run.order)

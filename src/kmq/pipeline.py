@@ -190,7 +190,7 @@ def fit(hist: ColorHistogram, k: int, *, seed=0, tol: float = 1e-4, max_iter: in
         if level:
             up = levels[level - 1][2]  # cell of every point of this level in the coarser one
             best = kmeans(level_points, level_weights, best.centers, labels=best.labels[up],
-                          tol=tol, max_iter=max_iter, progress=progress)
+                          tol=tol, max_iter=max_iter, progress=progress, order=best.order)
         if level == len(levels) - 1 and level:
             break
         if level == swap_level:

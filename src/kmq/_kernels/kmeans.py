@@ -20,6 +20,54 @@ def _d2(points, i, centers, j):
     return a * a + b * b + c * c
 
 
+#: Rows at least this long are sorted by :func:`_radix_argsort`; shorter ones by NumPy's
+#: merge sort. Both are stable: the same permutation.
+RADIX_MIN = 128
+
+
+@jit
+def _radix_argsort(keys, out, tmp, counts):
+    """Stable argsort of non-negative float64 ``keys`` (no -0.0 or NaN) into ``out`` (int32, as
+    long as ``keys``), by least significant digit radix sort on their bit patterns, which order
+    like the values; ``tmp`` is scratch of the same shape and ``counts`` (int64) of length 256.
+    Ties keep index order, as ``np.argsort(kind="mergesort")`` does: the permutation is the
+    same, without the comparisons' mispredicted branches."""
+    k = keys.shape[0]
+    bits = keys.view(np.uint64)
+    src = out
+    dst = tmp
+    for t in range(k):
+        src[t] = t
+    for shift in range(0, 64, 8):
+        counts[:] = 0
+        for t in range(k):
+            counts[(bits[src[t]] >> shift) & 255] += 1
+        if counts[(bits[src[0]] >> shift) & 255] == k:
+            continue  # one digit for all: nothing to move
+        total = 0
+        for b in range(256):
+            c = counts[b]
+            counts[b] = total
+            total += c
+        for t in range(k):
+            j = src[t]
+            b = (bits[j] >> shift) & 255
+            dst[counts[b]] = j
+            counts[b] += 1
+        src, dst = dst, src
+    if src is tmp:
+        out[:] = tmp
+
+
+@jit
+def _sort_row(keys, out, tmp, counts):
+    """``out[:] = np.argsort(keys, kind="mergesort")``, by radix sort for long rows."""
+    if keys.shape[0] >= RADIX_MIN:
+        _radix_argsort(keys, out, tmp, counts)
+    else:
+        out[:] = np.argsort(keys, kind="mergesort").astype(np.int32)
+
+
 @jit
 def center_geometry(centers, order):
     """Squared center-center distances and half the distance from each center to its nearest
@@ -33,6 +81,8 @@ def center_geometry(centers, order):
     cc2 = np.empty((k, k), np.float64)
     half_min = np.empty(k, np.float64)
     budget = 8 * k
+    tmp = np.empty(k, np.int32)
+    counts = np.empty(256, np.int64)
     for a in range(k):
         m = np.inf
         for b in range(k):
@@ -53,7 +103,7 @@ def center_geometry(centers, order):
             row[u + 1] = j
             shifts += t - 1 - u
             if shifts > budget:
-                row[:] = np.argsort(cc2[a], kind="mergesort").astype(np.int32)
+                _sort_row(cc2[a], row, tmp, counts)
                 break
     return cc2, half_min
 
@@ -65,10 +115,12 @@ def new_order(centers):
     k = centers.shape[0]
     order = np.empty((k, k), np.int32)
     row = np.empty(k, np.float64)
+    tmp = np.empty(k, np.int32)
+    counts = np.empty(256, np.int64)
     for a in range(k):
         for b in range(k):
             row[b] = _d2(centers, a, centers, b)
-        order[a] = np.argsort(row, kind="mergesort").astype(np.int32)
+        _sort_row(row, order[a], tmp, counts)
     return order
 
 
@@ -140,6 +192,36 @@ def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, m
     return changed
 
 
+#: How many of each center's nearest centers :func:`near_drift` looks at.
+NEAR_CENTERS = 16
+
+
+@jit
+def near_drift(order, cc2, drift, count):
+    """For each center ``a``: the largest ``drift`` among its ``count`` nearest other centers
+    (``order``, sorted for ``cc2``) and the distance to the nearest center beyond them (inf
+    when there is none): the ``near_drift`` and ``near_far`` arguments of
+    :func:`assign_tracked`."""
+    k = order.shape[0]
+    most = np.zeros(k, np.float64)
+    beyond = np.full(k, np.inf)
+    for a in range(k):
+        seen = 0
+        m = 0.0
+        for t in range(k):
+            j = order[a, t]
+            if j == a:
+                continue
+            if seen == count:
+                beyond[a] = np.sqrt(cc2[a, j])
+                break
+            if drift[j] > m:
+                m = drift[j]
+            seen += 1
+        most[a] = m
+    return most, beyond
+
+
 #: How far beyond twice its own distance a full search in :func:`assign_tracked` looks, in units
 #: of the half distance from its center to the nearest other one: centers found in that margin
 #: are ruled out with room to spare, so the point's bounds survive a few iterations of drift.
@@ -148,7 +230,8 @@ SCAN_MARGIN = 0.5
 
 @jit(parallel=True)
 def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second, lower_second,
-                   lower_rest, drift, rest_drift, second_drift, argmax_drift, far):
+                   lower_rest, drift, rest_drift, second_drift, argmax_drift, far, near_drift,
+                   near_far, jump_order, jump_d2):
     """Move every point to its nearest center, with a separate bound for its runner-up.
 
     Like :func:`assign` (the result is the same: ties go to the lower index among the centers a
@@ -163,10 +246,22 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
     whose drift ``rest_drift`` leaves out (centers that jumped, as in a swap): the rest bound of
     a point of ``a`` is then also at least ``far[a] - upper[i]``.
 
+    A few centers drifting far wear every rest bound down, so a second rest bound is kept in
+    view (:func:`near_drift`): the rest bound less the largest drift among the centers nearest
+    to ``a`` (``near_drift[a]``), or the distance from ``a`` to the centers beyond those
+    (``near_far[a]``) less ``upper[i]``, whichever is smaller. The larger rest bound is used.
+
     A point whose own bounds fail gets its distance to ``second[i]`` checked first; only when
     the rest bound fails too is it searched: the centers in order of distance from its center,
     until one is more than twice its distance plus a margin away (``SCAN_MARGIN``). Returns the
     number of points whose label changed.
+
+    ``jump_order``/``jump_d2`` (K, J), when J > 0, list the centers that jumped (those ``far``
+    is about) by increasing squared distance from each center (:func:`jump_lists`), and say that
+    the others have not moved by more than ``rest_drift`` since the bounds were made. A point
+    whose bounds fail then first compares its own center, its runner-up (unless that jumped)
+    and the jumped centers near the nearer of the two only: the rest bound still holds for the
+    other centers, so when the nearest found is within it, the search is complete.
     """
     k = centers.shape[0]
     changed = 0
@@ -175,9 +270,13 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
         s = second[i]
         u = upper[i] + drift[a]
         ls = lower_second[i] - drift[s]
-        lr = lower_rest[i] - (second_drift if a == argmax_drift else rest_drift)
+        kept = lower_rest[i] - (second_drift if a == argmax_drift else rest_drift)
+        lr = kept
         if far[a] - u < lr:
             lr = far[a] - u
+        near = min(lower_rest[i] - near_drift[a], near_far[a] - u)
+        if near > lr:
+            lr = near
         lower_second[i] = ls
         lower_rest[i] = lr
         hm = half_min[a]
@@ -202,6 +301,64 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
             lower_second[i] = u
             changed += 1
             continue
+        if jump_order.shape[1] > 0:
+            # a, s and the jumped centers near the nearer of them; every other center is at
+            # least ``kept`` away
+            best = a
+            best2 = u2
+            runner = -1
+            runner2 = np.inf
+            third2 = np.inf
+            if s != a:
+                ds2 = _d2(points, i, centers, s)
+                if ds2 < best2 or (ds2 == best2 and s < best):
+                    runner = a
+                    runner2 = u2
+                    best = s
+                    best2 = ds2
+                else:
+                    runner = s
+                    runner2 = ds2
+            b = best
+            db = np.sqrt(best2)
+            lim = 2.0 * db + SCAN_MARGIN * half_min[b]
+            limit2 = lim * lim
+            unscanned = np.inf
+            for t in range(jump_order.shape[1]):
+                if jump_d2[b, t] > limit2:
+                    unscanned = np.sqrt(jump_d2[b, t]) - db
+                    break
+                j = jump_order[b, t]
+                if j == a or j == s:
+                    continue
+                dj = _d2(points, i, centers, j)
+                if dj < best2 or (dj == best2 and j < best):
+                    third2 = runner2
+                    runner2 = best2
+                    runner = best
+                    best = j
+                    best2 = dj
+                elif dj < runner2:
+                    third2 = runner2
+                    runner2 = dj
+                    runner = j
+                elif dj < third2:
+                    third2 = dj
+            nearest = np.sqrt(best2)
+            kept = max(kept, near)
+            if nearest <= kept:
+                upper[i] = nearest
+                if runner >= 0:
+                    second[i] = runner
+                    lower_second[i] = np.sqrt(runner2)
+                else:
+                    second[i] = best
+                    lower_second[i] = np.inf
+                lower_rest[i] = min(np.sqrt(third2), kept, unscanned)
+                if best != a:
+                    labels[i] = best
+                    changed += 1
+                continue
         lim = 2.0 * u + SCAN_MARGIN * hm
         limit2 = lim * lim
         best = a
@@ -274,15 +431,19 @@ def weighted_sse(points, weights, centers, labels):
 
 
 @jit
-def kmeanspp(points, weights, k, uniforms):
-    """Greedy weighted k-means++ seeding; returns the indices of the ``k`` chosen points.
+def _exact_potential(points, weights, closest, cand):
+    """``sum(weights * min(closest, |points - points[cand]|^2))``, in index order."""
+    pot = 0.0
+    for i in range(points.shape[0]):
+        d = _d2(points, i, points, cand)
+        pot += weights[i] * (d if d < closest[i] else closest[i])
+    return pot
 
-    ``uniforms`` (k, n_trials) holds draws in [0, 1): row 0's first value picks the first center
-    with probability proportional to weight; each later row's values sample ``n_trials``
-    candidates with probability proportional to ``weight * D(x)**2`` and the candidate that
-    lowers the potential most is kept (as scikit-learn does). Points must be distinct and at
-    least ``k``.
-    """
+
+@jit
+def _kmeanspp_plain(points, weights, k, uniforms):
+    """:func:`kmeanspp` by the textbook loop: every candidate scored by a pass over all points
+    (faster than the lists for few centers)."""
     n = points.shape[0]
     n_trials = uniforms.shape[1]
     chosen = np.empty(k, np.int64)
@@ -312,6 +473,141 @@ def kmeanspp(points, weights, k, uniforms):
                 best_closest[:] = trial
         chosen[c] = best_cand
         closest[:] = best_closest
+    return chosen
+
+
+#: :func:`kmeanspp` seeds up to this many centers by the textbook loop (``_kmeanspp_plain``):
+#: with few centers its lists would hold most of the points anyway.
+PLAIN_SEEDING_MAX_K = 32
+
+#: :func:`kmeanspp` compares two candidates' potentials exactly (in index order) when its fast
+#: estimates lie within this fraction of the current potential of each other; the estimates'
+#: rounding errors are orders of magnitude below it.
+POTENTIAL_TIE = 1e-8
+
+
+@jit
+def kmeanspp(points, weights, k, uniforms):
+    """Greedy weighted k-means++ seeding; returns the indices of the ``k`` chosen points.
+
+    ``uniforms`` (k, n_trials) holds draws in [0, 1): row 0's first value picks the first center
+    with probability proportional to weight; each later row's values sample ``n_trials``
+    candidates with probability proportional to ``weight * D(x)**2`` and the candidate that
+    lowers the potential most is kept (as scikit-learn does). Points must be distinct and at
+    least ``k``.
+
+    The choices are those of the textbook loop, which scores every candidate by a pass over all
+    points, but the work is far less: the points are kept in lists per nearest chosen center,
+    with each list's largest squared distance ``R2``; a candidate at distance ``D`` from a
+    center with ``D >= 2 sqrt(R2)`` (plus a safety margin) can take none of its points (triangle
+    inequality), so only the lists of nearby centers are visited, and a candidate's potential
+    is the current one minus its gains. Candidates whose potentials come out within
+    ``POTENTIAL_TIE`` of each other are compared on potentials summed in index order, as the
+    textbook loop sums them; the distances, and so the sampling sums, are the same numbers.
+    Up to ``PLAIN_SEEDING_MAX_K`` centers the textbook loop runs.
+    """
+    if k <= PLAIN_SEEDING_MAX_K:
+        return _kmeanspp_plain(points, weights, k, uniforms)
+    n = points.shape[0]
+    n_trials = uniforms.shape[1]
+    chosen = np.empty(k, np.int64)
+    cum = np.empty(n, np.float64)
+    acc = 0.0
+    for i in range(n):
+        acc += weights[i]
+        cum[i] = acc
+    first = np.searchsorted(cum, (1.0 - uniforms[0, 0]) * cum[-1])
+    chosen[0] = min(first, n - 1)
+    closest = np.empty(n, np.float64)
+    # points in doubly linked lists per nearest chosen center (head, nxt, prv), and each
+    # list's largest squared distance to its center
+    head = np.full(k, -1, np.int64)
+    nxt = np.empty(n, np.int64)
+    prv = np.empty(n, np.int64)
+    r2 = np.zeros(k, np.float64)
+    cpts = np.empty((k, 3), np.float64)
+    for c in range(3):
+        cpts[0, c] = points[chosen[0], c]
+    for i in range(n):
+        d = _d2(points, i, points, chosen[0])
+        closest[i] = d
+        if d > r2[0]:
+            r2[0] = d
+        nxt[i] = i + 1 if i + 1 < n else -1
+        prv[i] = i - 1
+    head[0] = 0
+    for c in range(1, k):
+        acc = 0.0
+        for i in range(n):
+            acc += weights[i] * closest[i]
+            cum[i] = acc
+        total = cum[-1]
+        tie = POTENTIAL_TIE * total
+        best_cand = -1
+        best_pot = np.inf
+        best_exact = np.nan
+        for t in range(n_trials):
+            cand = min(np.searchsorted(cum, (1.0 - uniforms[c, t]) * total), n - 1)
+            if cand == best_cand:
+                continue  # the same potential: the first stays
+            gain = 0.0
+            for j in range(c):
+                dj = _d2(cpts, j, points, cand)
+                if dj >= 4.0 * r2[j] * (1.0 + 1e-9) + 1e-9:
+                    continue
+                i = head[j]
+                while i >= 0:
+                    d = _d2(points, i, points, cand)
+                    if d < closest[i]:
+                        gain += weights[i] * (closest[i] - d)
+                    i = nxt[i]
+            pot = total - gain
+            exact = np.nan
+            if best_cand < 0 or pot < best_pot - tie:
+                better = True
+            elif pot > best_pot + tie:
+                better = False
+            else:  # too close to call on the estimates
+                if np.isnan(best_exact):
+                    best_exact = _exact_potential(points, weights, closest, best_cand)
+                exact = _exact_potential(points, weights, closest, cand)
+                better = exact < best_exact
+            if better:
+                best_cand = cand
+                best_pot = pot
+                best_exact = exact
+        chosen[c] = best_cand
+        for q in range(3):
+            cpts[c, q] = points[best_cand, q]
+        # move the points the new center takes into its list
+        for j in range(c):
+            dj = _d2(cpts, j, points, best_cand)
+            if dj >= 4.0 * r2[j] * (1.0 + 1e-9) + 1e-9:
+                continue
+            rest = 0.0
+            i = head[j]
+            while i >= 0:
+                after = nxt[i]
+                d = _d2(points, i, points, best_cand)
+                if d < closest[i]:
+                    closest[i] = d
+                    if d > r2[c]:
+                        r2[c] = d
+                    if prv[i] >= 0:
+                        nxt[prv[i]] = after
+                    else:
+                        head[j] = after
+                    if after >= 0:
+                        prv[after] = prv[i]
+                    nxt[i] = head[c]
+                    prv[i] = -1
+                    if head[c] >= 0:
+                        prv[head[c]] = i
+                    head[c] = i
+                elif closest[i] > rest:
+                    rest = closest[i]
+                i = after
+            r2[j] = rest
     return chosen
 
 
@@ -457,26 +753,41 @@ PAUSED, CONVERGED, GAVE_UP, MAX_ITER, EMPTY = 0, 1, 2, 3, 4
 
 @jit
 def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, lower_rest, drift,
-                far, order, state, sums, totals, steps, max_iter, tol, total_sq, give_up_above,
-                give_up_factor):
+                far, jump_order, jump_d2, order, state, sums, totals, steps, max_iter, tol,
+                total_sq, give_up_above, give_up_factor):
     """Up to ``steps`` Lloyd iterations in one call (see :func:`kmq.kmeans.kmeans`).
 
     ``centers``, ``labels``, the bounds (see :func:`assign_tracked`), ``drift``, ``order`` and
     ``state`` = [iterations done, previous objective, largest drift, second largest drift,
-    index of the largest] are updated in place; ``far`` applies to the first assignment only and
-    is then set to infinity. Returns (status, labels changed in the last assignment). On
+    index of the largest] are updated in place; ``far`` and the jump lists (see
+    :func:`assign_tracked`) apply to the first assignment only: ``far`` is then set to infinity
+    and the lists are dropped. Returns (status, labels changed in the last assignment). On
     ``EMPTY`` the last iteration stopped after accumulating ``sums``/``totals`` (the caller
     re-seeds the empty clusters and finishes it). Reductions run serially in a fixed order.
     """
     k = centers.shape[0]
     changed = 0
+    no_order = np.empty((k, 0), np.int32)
+    no_d2 = np.empty((k, 0), np.float64)
+    first = True
     for _ in range(steps):
         if state[0] >= max_iter:
             return MAX_ITER, changed
         cc2, half_min = center_geometry(centers, order)
-        changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
-                                 lower_second, lower_rest, drift, state[2], state[3],
-                                 np.int64(state[4]), far)
+        nd, nf = near_drift(order, cc2, drift, NEAR_CENTERS)
+        if k - 1 <= NEAR_CENTERS:  # the near centers are all of them: no second rest bound
+            nd[:] = np.inf
+        if first:
+            changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper,
+                                     second, lower_second, lower_rest, drift, state[2],
+                                     state[3], np.int64(state[4]), far, nd, nf, jump_order,
+                                     jump_d2)
+            first = False
+        else:
+            changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper,
+                                     second, lower_second, lower_rest, drift, state[2],
+                                     state[3], np.int64(state[4]), far, nd, nf, no_order,
+                                     no_d2)
         far[:] = np.inf
         s, t = accumulate(points, weights, labels, k)
         sums[:] = s
@@ -532,6 +843,70 @@ def settle_bounds(labels, upper, second, lower_second, lower_rest, drift, rest_d
         upper[i] += drift[a]
         lower_second[i] -= drift[second[i]]
         lower_rest[i] -= second_drift if a == argmax_drift else rest_drift
+
+
+@jit
+def jump_lists(centers, moved):
+    """For every center, the ``moved`` centers by increasing squared distance from it (ties in
+    the order of ``moved``): ``(order, d2)``, each (K, len(moved)), the ``jump_order`` and
+    ``jump_d2`` arguments of :func:`assign_tracked`."""
+    k = centers.shape[0]
+    m = moved.shape[0]
+    order = np.empty((k, m), np.int32)
+    d2 = np.empty((k, m), np.float64)
+    row = np.empty(m, np.float64)
+    for a in range(k):
+        for q in range(m):
+            row[q] = _d2(centers, a, centers, moved[q])
+        idx = np.argsort(row, kind="mergesort")
+        for q in range(m):
+            order[a, q] = moved[idx[q]]
+            d2[a, q] = row[idx[q]]
+    return order, d2
+
+
+@jit
+def merge_jumps(centers, order, jump_order, jump_d2):
+    """``order`` (each center's neighbours sorted by distance before the centers of the jump
+    lists (:func:`jump_lists`) jumped to their place in ``centers``) made sorted for
+    ``centers``, in place, and returned: a row of a center that stayed keeps its other
+    entries' order (their distances did not change) and gets the jumped ones merged in (ties:
+    the stayed one first); the row of a jumped center is sorted afresh."""
+    k = centers.shape[0]
+    m = jump_order.shape[1]
+    jumped = np.zeros(k, np.bool_)
+    for q in range(m):
+        jumped[jump_order[0, q]] = True
+    keys = np.empty(k, np.float64)
+    merged = np.empty(k, np.int32)
+    tmp = np.empty(k, np.int32)
+    counts = np.empty(256, np.int64)
+    for a in range(k):
+        row = order[a]
+        if jumped[a]:
+            for b in range(k):
+                keys[b] = _d2(centers, a, centers, b)
+            _sort_row(keys, row, tmp, counts)
+            continue
+        o = 0
+        q = 0
+        for t in range(k):
+            j = row[t]
+            if jumped[j]:
+                continue
+            dj = _d2(centers, a, centers, j)
+            while q < m and jump_d2[a, q] < dj:
+                merged[o] = jump_order[a, q]
+                o += 1
+                q += 1
+            merged[o] = j
+            o += 1
+        while q < m:
+            merged[o] = jump_order[a, q]
+            o += 1
+            q += 1
+        row[:] = merged
+    return order
 
 
 @jit
