@@ -222,6 +222,19 @@ def near_drift(order, cc2, drift, count):
     return most, beyond
 
 
+@jit(inline="always")
+def _rank(dj, j, best, best2, runner, runner2, third2):
+    """The three nearest squared distances so far after seeing center ``j`` at ``dj``: returns
+    (best, best2, runner, runner2, third2); a tie for the nearest goes to the lower index."""
+    if dj < best2 or (dj == best2 and j < best):
+        return j, dj, best, best2, runner2
+    if dj < runner2:
+        return best, best2, j, dj, runner2
+    if dj < third2:
+        return best, best2, runner, runner2, dj
+    return best, best2, runner, runner2, third2
+
+
 #: How far beyond twice its own distance a full search in :func:`assign_tracked` looks, in units
 #: of the half distance from its center to the nearest other one: centers found in that margin
 #: are ruled out with room to spare, so the point's bounds survive a few iterations of drift.
@@ -331,19 +344,8 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
                 j = jump_order[b, t]
                 if j == a or j == s:
                     continue
-                dj = _d2(points, i, centers, j)
-                if dj < best2 or (dj == best2 and j < best):
-                    third2 = runner2
-                    runner2 = best2
-                    runner = best
-                    best = j
-                    best2 = dj
-                elif dj < runner2:
-                    third2 = runner2
-                    runner2 = dj
-                    runner = j
-                elif dj < third2:
-                    third2 = dj
+                best, best2, runner, runner2, third2 = _rank(
+                    _d2(points, i, centers, j), j, best, best2, runner, runner2, third2)
             nearest = np.sqrt(best2)
             kept = max(kept, near)
             if nearest <= kept:
@@ -376,19 +378,8 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
                 unscanned = np.sqrt(cc2[a, j]) - u
                 first_out = j
                 break
-            dj = _d2(points, i, centers, j)
-            if dj < best2 or (dj == best2 and j < best):
-                third2 = runner2
-                runner2 = best2
-                runner = best
-                best = j
-                best2 = dj
-            elif dj < runner2:
-                third2 = runner2
-                runner2 = dj
-                runner = j
-            elif dj < third2:
-                third2 = dj
+            best, best2, runner, runner2, third2 = _rank(
+                _d2(points, i, centers, j), j, best, best2, runner, runner2, third2)
         upper[i] = np.sqrt(best2)
         if runner >= 0:
             second[i] = runner
