@@ -646,23 +646,20 @@ class DaskEngine(Engine):
         from distributed import as_completed
 
         window = window or 2 * self.workers
-        size = self.chunk
-        if hasattr(items, "__len__"):
-            size = max(1, min(size, len(items) // (4 * self.workers)))
+        remaining = len(items) if hasattr(items, "__len__") else None
+        size = (self.chunk if remaining is None
+                else max(1, min(self.chunk, remaining // (4 * self.workers))))
         todo = iter(items)
         pending: dict = {}
         queue = as_completed()
-
-        remaining = len(items) if hasattr(items, "__len__") else None
 
         def submit_next() -> bool:
             nonlocal remaining
             n = size
             if remaining is not None:  # taper at the end, so that no worker idles long
                 n = max(1, min(size, remaining // (2 * self.workers)))
+                remaining -= n
             group = list(itertools.islice(todo, n))
-            if remaining is not None:
-                remaining -= len(group)
             if not group:
                 return False
             future = self.client.submit(_call_pinned_many, fn, self.threads_per_worker, group,

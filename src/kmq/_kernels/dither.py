@@ -22,6 +22,16 @@ W_BELOW = 5.0 / 16.0
 W_AHEAD_BELOW = 1.0 / 16.0
 
 
+@jit(inline="always")
+def _dist2(palette, c, v, nch):
+    """Squared distance from palette entry ``c`` to the color ``v`` (``nch`` channels)."""
+    dist = 0.0
+    for ch in range(nch):
+        d = palette[c, ch] - v[ch]
+        dist += d * d
+    return dist
+
+
 def _make_diffuse(nch: int):
     """The error-diffusion kernel for points of ``nch`` channels (a compile-time constant)."""
 
@@ -77,10 +87,7 @@ def _make_diffuse(nch: int):
                 # exactly nearest entry: walk outwards in ``order`` from the last pixel's
                 # entry; a side is finished once the first-coordinate gap alone exceeds the
                 # best squared distance
-                best = 0.0
-                for ch in range(nch):
-                    d = palette[guess, ch] - v[ch]
-                    best += d * d
+                best = _dist2(palette, guess, v, nch)
                 c = guess
                 pos = rank[guess]
                 for j in range(pos + 1, k):  # upwards: first coordinates grow
@@ -88,10 +95,7 @@ def _make_diffuse(nch: int):
                     if gap > 0.0 and gap * gap > best:
                         break
                     cand = order[j]
-                    dist = 0.0
-                    for ch in range(nch):
-                        d = palette[cand, ch] - v[ch]
-                        dist += d * d
+                    dist = _dist2(palette, cand, v, nch)
                     if dist < best or (dist == best and cand < c):
                         best = dist
                         c = cand
@@ -100,10 +104,7 @@ def _make_diffuse(nch: int):
                     if gap > 0.0 and gap * gap > best:
                         break
                     cand = order[j]
-                    dist = 0.0
-                    for ch in range(nch):
-                        d = palette[cand, ch] - v[ch]
-                        dist += d * d
+                    dist = _dist2(palette, cand, v, nch)
                     if dist < best or (dist == best and cand < c):
                         best = dist
                         c = cand

@@ -31,6 +31,16 @@ def gather_labels(pixels, table, out):
         out[i] = table[_key(pixels, i)]
 
 
+@jit(inline="always")
+def _put(keys, colors, counts, m, red, low, count):
+    """Row ``m`` of the histogram: the color of red ``red`` and green-blue ``low``, its count."""
+    keys[m] = np.int32(red << 16 | low)
+    counts[m] = count
+    colors[m, 0] = red
+    colors[m, 1] = low >> 8
+    colors[m, 2] = low & 255
+
+
 @jit
 def sorted_counts(pixels):
     """The distinct 24-bit keys of ``pixels`` (N, 3) uint8, ascending, with their colors (uint8)
@@ -77,11 +87,7 @@ def sorted_counts(pixels):
                 e = j + 1
                 while e < run.shape[0] and run[e] == run[j]:
                     e += 1
-                keys[m] = np.int32(b << 16 | v)
-                counts[m] = e - j
-                colors[m, 0] = b
-                colors[m, 1] = v >> 8
-                colors[m, 2] = v & 255
+                _put(keys, colors, counts, m, b, v, e - j)
                 m += 1
                 j = e
             continue
@@ -90,11 +96,7 @@ def sorted_counts(pixels):
         for v in range(65536):
             c = table[v]
             if c != 0:
-                keys[m] = np.int32(b << 16 | v)
-                counts[m] = c
-                colors[m, 0] = b
-                colors[m, 1] = v >> 8
-                colors[m, 2] = v & 255
+                _put(keys, colors, counts, m, b, v, c)
                 table[v] = 0
                 m += 1
     return keys, colors, counts

@@ -15,6 +15,16 @@ import numpy as np
 from kmq._config import jit, prange
 
 
+@jit(inline="always")
+def _d2(a, i, b, j):
+    """Squared distance between row ``i`` of ``a`` and row ``j`` of ``b`` (four channels)."""
+    e0 = a[i, 0] - b[j, 0]
+    e1 = a[i, 1] - b[j, 1]
+    e2 = a[i, 2] - b[j, 2]
+    e3 = a[i, 3] - b[j, 3]
+    return e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+
+
 def _nearest(points, centers, labels):
     """Index of the nearest center for every point, ties to the lower index (exact ``argmin``).
 
@@ -23,18 +33,10 @@ def _nearest(points, centers, labels):
     k = centers.shape[0]
     changed = 0
     for i in prange(points.shape[0]):
-        p0 = points[i, 0]
-        p1 = points[i, 1]
-        p2 = points[i, 2]
-        p3 = points[i, 3]
         best = 0
         best2 = np.inf
         for j in range(k):
-            a = p0 - centers[j, 0]
-            b = p1 - centers[j, 1]
-            c = p2 - centers[j, 2]
-            d = p3 - centers[j, 3]
-            dist = a * a + b * b + c * c + d * d
+            dist = _d2(points, i, centers, j)
             if dist < best2:
                 best2 = dist
                 best = j
@@ -63,12 +65,7 @@ def point_costs(points, weights, centers, labels):
     """``weight * squared distance to its center`` for every point."""
     out = np.empty(points.shape[0], np.float64)
     for i in range(points.shape[0]):
-        j = labels[i]
-        a = points[i, 0] - centers[j, 0]
-        b = points[i, 1] - centers[j, 1]
-        c = points[i, 2] - centers[j, 2]
-        d = points[i, 3] - centers[j, 3]
-        out[i] = weights[i] * (a * a + b * b + c * c + d * d)
+        out[i] = weights[i] * _d2(points, i, centers, labels[i])
     return out
 
 
@@ -142,10 +139,7 @@ def half_min_distance(centers):
         m = np.inf
         for b in range(k):
             if b != a:
-                d = 0.0
-                for c in range(4):
-                    t = centers[a, c] - centers[b, c]
-                    d += t * t
+                d = _d2(centers, a, centers, b)
                 if d < m:
                     m = d
         out[a] = 0.5 * np.sqrt(m)
@@ -175,19 +169,11 @@ def _assign_bounded(points, centers, labels, upper, lower, drift, half_min):
         bound = max(half_min[a], lower[i])
         if upper[i] < bound:
             continue
-        p0 = points[i, 0]
-        p1 = points[i, 1]
-        p2 = points[i, 2]
-        p3 = points[i, 3]
         best = 0
         best2 = np.inf
         second2 = np.inf
         for j in range(k):
-            e0 = p0 - centers[j, 0]
-            e1 = p1 - centers[j, 1]
-            e2 = p2 - centers[j, 2]
-            e3 = p3 - centers[j, 3]
-            dist = e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+            dist = _d2(points, i, centers, j)
             if dist < best2:
                 second2 = best2
                 best2 = dist
