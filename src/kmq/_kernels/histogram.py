@@ -7,9 +7,15 @@ import numpy as np
 from kmq._config import jit, prange
 
 N_KEYS = 1 << 24
-#: A red bucket of fewer pixels than this is sorted instead of counted in the 65,536-entry table
-#: (whose full scan costs ~65k steps however few pixels the bucket has: small images paid ~17 ms).
-SORT_BELOW = 4096
+#: A red bucket of at least this many pixels is counting-sorted through a 65,536-entry table (one
+#: scan of the table, ~65k steps, however many pixels); a smaller one is radix-sorted by its two
+#: bytes, at a cost that follows its size (small images paid ~17 ms for table scans before).
+TABLE_FROM = 32768
+#: Buckets of fewer pixels than this are insertion-sorted (no 256-entry counts to clear).
+INSERTION_BELOW = 32
+#: Pixel chunks of the first pass, partitioned by red in parallel; the partition is stable and
+#: the same for any number of threads.
+CHUNKS = 16
 
 
 @jit(inline="always")
@@ -31,72 +37,113 @@ def gather_labels(pixels, table, out):
         out[i] = table[_key(pixels, i)]
 
 
-@jit(inline="always")
-def _put(keys, colors, counts, m, red, low, count):
-    """Row ``m`` of the histogram: the color of red ``red`` and green-blue ``low``, its count."""
-    keys[m] = np.int32(red << 16 | low)
-    counts[m] = count
-    colors[m, 0] = red
-    colors[m, 1] = low >> 8
-    colors[m, 2] = low & 255
+@jit
+def _sort_low(seg):
+    """Sort ``seg`` (uint16) in place: insertion sort, radix sort by the two bytes, or a counting
+    sort through a table, by size (see ``INSERTION_BELOW``, ``TABLE_FROM``)."""
+    n = seg.shape[0]
+    if n < INSERTION_BELOW:
+        for t in range(1, n):
+            v = seg[t]
+            u = t - 1
+            while u >= 0 and seg[u] > v:
+                seg[u + 1] = seg[u]
+                u -= 1
+            seg[u + 1] = v
+        return
+    if n >= TABLE_FROM:
+        table = np.zeros(65536, np.int64)
+        for i in range(n):
+            table[seg[i]] += 1
+        p = 0
+        for v in range(65536):
+            for _ in range(table[v]):
+                seg[p] = v
+                p += 1
+        return
+    tmp = np.empty(n, np.uint16)
+    counts = np.empty(256, np.int64)
+    for shift in (0, 8):  # least significant byte first; each pass is stable
+        src, dst = (seg, tmp) if shift == 0 else (tmp, seg)
+        counts[:] = 0
+        for i in range(n):
+            counts[(src[i] >> shift) & 255] += 1
+        total = 0
+        for b in range(256):
+            c = counts[b]
+            counts[b] = total
+            total += c
+        for i in range(n):
+            b = (src[i] >> shift) & 255
+            dst[counts[b]] = src[i]
+            counts[b] += 1
 
 
 @jit
+def _runs(seg):
+    """Number of distinct values in the sorted ``seg``."""
+    m = 1 if seg.shape[0] else 0
+    for i in range(1, seg.shape[0]):
+        if seg[i] != seg[i - 1]:
+            m += 1
+    return m
+
+
+@jit(parallel=True)
 def sorted_counts(pixels):
     """The distinct 24-bit keys of ``pixels`` (N, 3) uint8, ascending, with their colors (uint8)
     and counts (int64), without a dense table of 2**24.
 
-    The pixels are first partitioned by red (256 buckets, a counting sort); each bucket's green
-    and blue are then counted in a table of 65,536 that stays in cache, and read back in order
-    (a bucket of few pixels is sorted and its runs counted instead).
+    The pixels are first partitioned by red (256 buckets; a stable counting sort, its chunks in
+    parallel); each bucket's green-blue values are then sorted (see :func:`_sort_low`) and their
+    runs counted, the buckets in parallel. The output is the same for any number of threads.
     """
     n = pixels.shape[0]
+    size = (n + CHUNKS - 1) // CHUNKS
+    part = np.zeros((CHUNKS, 256), np.int64)  # pixels per chunk and red, then where they go
+    for t in prange(CHUNKS):
+        for i in range(t * size, min(n, (t + 1) * size)):
+            part[t, pixels[i, 0]] += 1
     start = np.zeros(257, np.int64)
-    for i in range(n):
-        start[np.int64(pixels[i, 0]) + 1] += 1
+    total = 0
     for b in range(256):
-        start[b + 1] += start[b]
-    fill = start[:256].copy()
+        start[b] = total
+        for t in range(CHUNKS):
+            c = part[t, b]
+            part[t, b] = total
+            total += c
+    start[256] = total
     low = np.empty(n, np.uint16)
-    for i in range(n):
-        b = np.int64(pixels[i, 0])
-        low[fill[b]] = np.uint16(np.int64(pixels[i, 1]) << 8 | np.int64(pixels[i, 2]))
-        fill[b] += 1
-    table = np.zeros(65536, np.uint32)
-    m = 0  # distinct colors, counted first so that the outputs take no more than they need
+    for t in prange(CHUNKS):
+        fill = part[t]
+        for i in range(t * size, min(n, (t + 1) * size)):
+            b = np.int64(pixels[i, 0])
+            low[fill[b]] = np.uint16(np.int64(pixels[i, 1]) << 8 | np.int64(pixels[i, 2]))
+            fill[b] += 1
+    first = np.zeros(257, np.int64)  # the first output row of each bucket
+    for b in prange(256):
+        seg = low[start[b]:start[b + 1]]
+        _sort_low(seg)
+        first[b + 1] = _runs(seg)
     for b in range(256):
-        for i in range(start[b], start[b + 1]):
-            if table[low[i]] == 0:
-                table[low[i]] = 1
-                m += 1
-        for i in range(start[b], start[b + 1]):
-            table[low[i]] = 0
+        first[b + 1] += first[b]
+    m = first[256]
     keys = np.empty(m, np.int32)
     counts = np.empty(m, np.int64)
     colors = np.empty((m, 3), np.uint8)
-    m = 0
-    for b in range(256):
-        lo, hi = start[b], start[b + 1]
-        if lo == hi:
-            continue
-        if hi - lo < SORT_BELOW:  # few pixels: sorting them beats scanning the whole table
-            run = np.sort(low[lo:hi])
-            j = 0
-            while j < run.shape[0]:
-                v = np.int64(run[j])
-                e = j + 1
-                while e < run.shape[0] and run[e] == run[j]:
-                    e += 1
-                _put(keys, colors, counts, m, b, v, e - j)
-                m += 1
-                j = e
-            continue
-        for i in range(lo, hi):
-            table[low[i]] += 1
-        for v in range(65536):
-            c = table[v]
-            if c != 0:
-                _put(keys, colors, counts, m, b, v, c)
-                table[v] = 0
-                m += 1
+    for b in prange(256):
+        r = first[b]
+        j, hi = start[b], start[b + 1]
+        while j < hi:
+            v = np.int64(low[j])
+            e = j + 1
+            while e < hi and low[e] == low[j]:
+                e += 1
+            keys[r] = np.int32(b << 16 | v)
+            counts[r] = e - j
+            colors[r, 0] = b
+            colors[r, 1] = v >> 8
+            colors[r, 2] = v & 255
+            r += 1
+            j = e
     return keys, colors, counts
