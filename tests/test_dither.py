@@ -8,6 +8,7 @@ import pytest
 from skimage.filters import gaussian
 
 import kmq
+from kmq._kernels import dither as _kd
 from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
 from kmq.dither import diffuse, dither, flatness, floyd_steinberg
 from kmq.remapping import nearest
@@ -179,6 +180,20 @@ def test_ties_go_to_the_lower_index_like_the_reference():
         got = floyd_steinberg(points, palette, strength=strength)
         np.testing.assert_array_equal(got, naive_floyd_steinberg(points, palette, strength))
         assert got.max() < 6  # only first occurrences are ever chosen
+
+
+@pytest.mark.parametrize("k", [_kd.GRID_MAX_COLORS, _kd.GRID_MAX_COLORS + 1])
+@pytest.mark.parametrize("clip", [False, True])
+def test_grid_and_walk_searches_both_equal_the_reference(small_photo, k, clip):
+    """Palettes up to GRID_MAX_COLORS are searched through the cell grid, larger ones by the
+    walk; unclipped error drives values out of the grid's box into its open edge cells."""
+    rng = np.random.default_rng(k)
+    crop = small_photo[:24, :30].astype(np.float64)
+    palette = rng.uniform(0, 255, (k, 3)) ** 2 / 255  # crowded in the dark corner
+    bounds = gamut_bounds("srgb") if clip else None
+    np.testing.assert_array_equal(
+        floyd_steinberg(crop, palette, bounds=bounds),
+        naive_floyd_steinberg(crop, palette, 1.0, bounds))
 
 
 def test_more_than_256_colors_give_uint16_indices_equal_to_the_reference():
