@@ -28,6 +28,12 @@ Progress = Callable[[str, float], bool | None]
 #: Point sets at least this large are assigned by several threads; smaller ones are not worth a
 #: parallel region per iteration (its start-up dominates, and on a loaded machine it stalls).
 PARALLEL_MIN_POINTS = 100_000
+#: A swap trial's Lloyd run stops at this many times the tolerance: a trial only has to show
+#: whether the swap pays, and the runs that follow (Hartigan's moves, the finer levels) converge
+#: at the tolerance itself. Measured: 13-14% less CPU at K = 64 and 256 on four photos, the error
+#: against scikit-learn's k-means unchanged at the median and at most 0.9999 of it on all 42
+#: image/K pairs (4x failed three pairs at K = 64).
+TRIAL_TOL_FACTOR = 2.0
 #: A run given a mark (``give_up_above``) stops once its objective minus this many times its
 #: last drop is still above the mark: Lloyd's drops shrink, so it would not get below it.
 GIVE_UP_FACTOR = 20.0
@@ -251,8 +257,9 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     Lloyd stops at a fixed point where some centers do little (deleting one would barely raise
     the objective: low *utility*) while some clusters carry much error. Each round moves the
     ``m`` least useful centers into the ``m`` clusters of largest error (splitting each along its
-    axis of largest spread), runs Lloyd to convergence again, and keeps the result only if the
-    objective went down; ``m`` halves after a failed round (as in ELBG, Patane and Russo 2001).
+    axis of largest spread), runs Lloyd to convergence again (at ``TRIAL_TOL_FACTOR`` times
+    ``tol``), and keeps the result only if the objective went down; ``m`` halves after a failed
+    round (as in ELBG, Patane and Russo 2001).
     A trial whose Lloyd run clearly cannot end below the current objective is abandoned early.
     The result never has a higher objective than ``result``.
 
@@ -288,13 +295,14 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
                         return stop.is_set() or bool(progress is not None
                                                      and progress(stage, fraction))
 
-                    spare = pool.submit(_trial, points, weights, best, spare_trial, tol=tol,
-                                        max_iter=max_iter, give_up_above=best.objective,
-                                        progress=stopped, parallel=False, order=order,
+                    spare = pool.submit(_trial, points, weights, best, spare_trial,
+                                        tol=tol * TRIAL_TOL_FACTOR, max_iter=max_iter,
+                                        give_up_above=best.objective, progress=stopped,
+                                        parallel=False, order=order,
                                         every=1)  # stops soon when not needed
             try:
-                run = _trial(points, weights, best, trial, tol=tol, max_iter=max_iter,
-                             give_up_above=best.objective, progress=progress,
+                run = _trial(points, weights, best, trial, tol=tol * TRIAL_TOL_FACTOR,
+                             max_iter=max_iter, give_up_above=best.objective, progress=progress,
                              parallel=spare is None, order=order)
             except BaseException:
                 if stop is not None:
