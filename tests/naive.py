@@ -147,3 +147,29 @@ def near_drift(centers, drift, count):
         if len(others) > count:
             beyond[a] = np.sqrt(d[a, others[count]])
     return most, beyond
+
+
+def hartigan_pass(points, weights, sums, totals, labels):
+    """One pass of Hartigan's single-point moves over every point in order, each compared with
+    every other center as the means stand at that moment: (labels, sums, totals, moved, gain)."""
+    sums, totals, labels = sums.copy(), totals.copy(), labels.copy()
+    moved, gain = 0, 0.0
+    for i in range(len(points)):
+        a, w = labels[i], weights[i]
+        if totals[a] <= w:
+            continue
+        remove = totals[a] * w / (totals[a] - w) * np.sum((points[i] - sums[a] / totals[a]) ** 2)
+        if remove <= 0:
+            continue
+        add = totals * w / (totals + w) * np.sum((points[i] - sums / totals[:, None]) ** 2, axis=1)
+        add[a] = np.inf
+        b = int(np.argmin(add))
+        if add[b] < remove and remove - add[b] > 1e-9 * remove:
+            sums[a] -= w * points[i]
+            sums[b] += w * points[i]
+            totals[a] -= w
+            totals[b] += w
+            labels[i] = b
+            moved += 1
+            gain += remove - add[b]
+    return labels, sums, totals, moved, gain

@@ -22,6 +22,9 @@ from naive import (
     objective,
     weighted_means,
 )
+from naive import (
+    hartigan_pass as naive_hartigan_pass,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +113,28 @@ def test_cluster_costs_match_reference(photo_points):
     ref_sse, ref_utility = cluster_costs(points, weights, centers, labels)
     np.testing.assert_allclose(sse, ref_sse, rtol=1e-9)
     np.testing.assert_allclose(utility, ref_utility, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hartigan_pass_makes_the_moves_of_a_search_over_every_center(seed):
+    """The kernel only compares the centers that can pay (given the lightest cluster and how far
+    centers have moved during the pass); a full search must find the same moves."""
+    rng = np.random.default_rng(seed)
+    points = np.vstack([rng.normal(c, 6.0, (400, 3)) for c in rng.uniform(0, 255, (12, 3))])
+    weights = rng.integers(1, 30, len(points)).astype(np.float64)
+    weights[rng.choice(len(points), 5, replace=False)] = 2000.0  # a few heavy colors
+    start = kmeans(points, weights, points[rng.choice(len(points), 24, replace=False)].copy())
+    labels = start.labels.copy()
+    sums, totals = _k.accumulate(points, weights, labels, 24)
+    ref = naive_hartigan_pass(points, weights, sums, totals, labels)
+    order = _k.new_order(sums / totals[:, None])
+    cc2, _ = _k.center_geometry(sums / totals[:, None], order)
+    moved, gain = _k.hartigan_pass(points, weights, sums, totals, labels, cc2, order)
+    assert moved == ref[3] > 0
+    np.testing.assert_array_equal(labels, ref[0])
+    np.testing.assert_allclose(sums, ref[1], rtol=1e-9)
+    np.testing.assert_allclose(totals, ref[2], rtol=1e-12)
+    assert gain == pytest.approx(ref[4], rel=1e-9)
 
 
 @pytest.mark.parametrize("refine", [refine_by_moves, refine_by_swaps])

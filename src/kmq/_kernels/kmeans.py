@@ -648,8 +648,9 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
     A color of weight ``w`` leaves its cluster ``a`` for ``b`` when that lowers the objective:
     ``W_b w / (W_b + w) |x - c_b|^2 < W_a w / (W_a - w) |x - c_a|^2``; both means are updated
     at once. Candidates are the centers near ``a`` (``cc2``/``order`` computed at the start of
-    the pass), within the radius where the move can pay when ``W_b >= w``. Every move lowers the
-    objective, so the pass only improves on Lloyd's fixed point. ``sums``/``totals`` are updated.
+    the pass), within the radius where the move can pay given the lightest cluster's weight and
+    how far centers have moved since (none farther can). Every move lowers the objective, so the
+    pass only improves on Lloyd's fixed point. ``sums``/``totals`` are updated.
     """
     n = points.shape[0]
     k = sums.shape[0]
@@ -659,6 +660,11 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
             centers[j, c] = sums[j, c] / totals[j]
     moved = 0
     gain = 0.0
+    start = centers.copy()  # where ``cc2`` was measured
+    shifted = 0.0  # the farthest any center has moved since
+    smallest = np.inf  # no cluster weighs less, now or later in the pass (updated on moves)
+    for j in range(k):
+        smallest = min(smallest, totals[j])
     for i in range(n):
         a = labels[i]
         w = weights[i]
@@ -670,7 +676,10 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
         if remove <= 0.0:
             continue
         da = np.sqrt(da2)
-        reach = np.sqrt(2.0 * remove / w) + da
+        # a move to b pays only if W_b w / (W_b + w) |x - c_b|^2 < remove, where the factor is
+        # at least ``smallest * w / (smallest + w)``; c_a and c_b are within ``shifted`` of where
+        # ``cc2`` saw them: centers farther than ``reach`` from c_a cannot pay
+        reach = (np.sqrt((smallest + w) / (smallest * w) * remove) + da + 2.0 * shifted)
         best = -1
         best_add = remove
         for t in range(k):
@@ -691,9 +700,12 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
                 sums[b, c] += w * points[i, c]
             totals[a] -= w
             totals[b] += w
+            smallest = min(smallest, totals[a])
             for c in range(3):
                 centers[a, c] = sums[a, c] / totals[a]
                 centers[b, c] = sums[b, c] / totals[b]
+            shifted = max(shifted, np.sqrt(_d2(centers, a, start, a)),
+                          np.sqrt(_d2(centers, b, start, b)))
             labels[i] = b
             moved += 1
             gain += remove - best_add
