@@ -74,8 +74,10 @@ def center_geometry(centers, order):
     other center; sorts each row of ``order`` (K, K) in place by increasing distance.
 
     ``order`` keeps its previous content between iterations: centers move little, so the rows are
-    nearly sorted already and insertion sort costs about one pass. A row that needs many more
-    shifts than that (centers that moved far) is sorted afresh instead.
+    nearly sorted already and insertion sort costs about one pass. Each row's distances are
+    computed in that order into a contiguous buffer the sort works on (no gathers from the
+    matrix). A row that needs many more shifts than that (centers that moved far) is sorted
+    afresh instead.
     """
     k = centers.shape[0]
     cc2 = np.empty((k, k), np.float64)
@@ -83,28 +85,35 @@ def center_geometry(centers, order):
     budget = 8 * k
     tmp = np.empty(k, np.int32)
     counts = np.empty(256, np.int64)
+    vals = np.empty(k, np.float64)  # the distances of the row's entries, in its current order
     for a in range(k):
-        m = np.inf
-        for b in range(k):
-            d = _d2(centers, a, centers, b)
-            cc2[a, b] = d
-            if b != a and d < m:
-                m = d
-        half_min[a] = 0.5 * np.sqrt(m)
         row = order[a]
+        m = np.inf
         shifts = 0
-        for t in range(1, k):
+        for t in range(k):
             j = row[t]
-            dj = cc2[a, j]
+            dj = _d2(centers, a, centers, j)
+            cc2[a, j] = dj
+            if j != a and dj < m:
+                m = dj
             u = t - 1
-            while u >= 0 and cc2[a, row[u]] > dj:
+            while u >= 0 and vals[u] > dj:
+                vals[u + 1] = vals[u]
                 row[u + 1] = row[u]
                 u -= 1
+            vals[u + 1] = dj
             row[u + 1] = j
             shifts += t - 1 - u
             if shifts > budget:
+                m = np.inf
+                for b in range(k):
+                    d = _d2(centers, a, centers, b)
+                    cc2[a, b] = d
+                    if b != a and d < m:
+                        m = d
                 _sort_row(cc2[a], row, tmp, counts)
                 break
+        half_min[a] = 0.5 * np.sqrt(m)
     return cc2, half_min
 
 
