@@ -228,9 +228,10 @@ def test_seeding_from_draws_equals_kmeans_plus_plus(photo_points):
     np.testing.assert_array_equal(a, b)
 
 
-def test_new_order_is_a_stable_argsort_of_the_distances():
+@pytest.mark.parametrize("k", [40, _k.RADIX_MIN + 72])  # merge sort, and radix sort rows
+def test_new_order_is_a_stable_argsort_of_the_distances(k):
     rng = np.random.default_rng(8)
-    centers = np.round(rng.random((40, 3)) * 8)  # small integers: many tied distances
+    centers = np.round(rng.random((k, 3)) * 8)  # small integers: many tied distances
     np.testing.assert_array_equal(_k.new_order(centers), neighbour_order(centers))
 
 

@@ -100,25 +100,18 @@ def _walk(palette, order, rank, first, guess, v, nch, k):
     once the first-coordinate gap alone exceeds the best squared distance."""
     best = _dist2(palette, guess, v, nch)
     c = guess
-    pos = rank[guess]
-    for j in range(pos + 1, k):  # upwards: first coordinates grow
-        gap = first[j] - v[0]
-        if gap > 0.0 and gap * gap > best:
-            break
-        cand = order[j]
-        dist = _dist2(palette, cand, v, nch)
-        if dist < best or (dist == best and cand < c):
-            best = dist
-            c = cand
-    for j in range(pos - 1, -1, -1):  # downwards
-        gap = v[0] - first[j]
-        if gap > 0.0 and gap * gap > best:
-            break
-        cand = order[j]
-        dist = _dist2(palette, cand, v, nch)
-        if dist < best or (dist == best and cand < c):
-            best = dist
-            c = cand
+    for direction in (1, -1):  # upwards (first coordinates grow), then downwards
+        j = rank[guess] + direction
+        while 0 <= j < k:
+            gap = (first[j] - v[0]) * direction
+            if gap > 0.0 and gap * gap > best:
+                break
+            cand = order[j]
+            dist = _dist2(palette, cand, v, nch)
+            if dist < best or (dist == best and cand < c):
+                best = dist
+                c = cand
+            j += direction
     return c
 
 
@@ -218,15 +211,10 @@ def _make_diffuse(nch: int):
                         if dist < best:
                             best = dist
                             c = cand
-                    out[y, x] = c
-                    guess = c
-                else:
-                    # exactly nearest entry: walk outwards in ``order`` from the last pixel's
-                    # entry; a side is finished once the first-coordinate gap alone exceeds the
-                    # best squared distance
-                    guess = _walk(palette, order, rank, first, guess, v, nch, k)
-                    out[y, x] = guess
-                c = guess
+                else:  # exactly nearest entry, walking from the last pixel's
+                    c = _walk(palette, order, rank, first, guess, v, nch, k)
+                out[y, x] = c
+                guess = c
                 norm2 = 0.0
                 for ch in range(nch):
                     e[ch] = v[ch] - palette[c, ch]

@@ -104,9 +104,9 @@ def center_geometry(centers, order):
             vals[u + 1] = dj
             row[u + 1] = j
             shifts += t - 1 - u
-            if shifts > budget:
-                m = np.inf
-                for b in range(k):
+            if shifts > budget:  # the distances not computed yet, then a fresh sort
+                for q in range(t + 1, k):
+                    b = row[q]
                     d = _d2(centers, a, centers, b)
                     cc2[a, b] = d
                     if b != a and d < m:
@@ -486,6 +486,14 @@ PLAIN_SEEDING_MAX_K = 32
 POTENTIAL_TIE = 1e-8
 
 
+@jit(inline="always")
+def _out_of_reach(d2, r2):
+    """Whether a candidate at squared distance ``d2`` from a chosen center takes none of the
+    points of that center, all within squared distance ``r2`` of it (``d2 >= 4 r2``, with a
+    margin for rounding)."""
+    return d2 >= 4.0 * r2 * (1.0 + 1e-9) + 1e-9
+
+
 @jit
 def kmeanspp(points, weights, k, uniforms):
     """Greedy weighted k-means++ seeding; returns the indices of the ``k`` chosen points.
@@ -553,7 +561,7 @@ def kmeanspp(points, weights, k, uniforms):
             gain = 0.0
             for j in range(c):
                 dj = _d2(cpts, j, points, cand)
-                if dj >= 4.0 * r2[j] * (1.0 + 1e-9) + 1e-9:
+                if _out_of_reach(dj, r2[j]):
                     continue
                 i = head[j]
                 while i >= 0:
@@ -582,7 +590,7 @@ def kmeanspp(points, weights, k, uniforms):
         # move the points the new center takes into its list
         for j in range(c):
             dj = _d2(cpts, j, points, best_cand)
-            if dj >= 4.0 * r2[j] * (1.0 + 1e-9) + 1e-9:
+            if _out_of_reach(dj, r2[j]):
                 continue
             rest = 0.0
             i = head[j]
@@ -688,7 +696,7 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
         # a move to b pays only if W_b w / (W_b + w) |x - c_b|^2 < remove, where the factor is
         # at least ``smallest * w / (smallest + w)``; c_a and c_b are within ``shifted`` of where
         # ``cc2`` saw them: centers farther than ``reach`` from c_a cannot pay
-        reach = (np.sqrt((smallest + w) / (smallest * w) * remove) + da + 2.0 * shifted)
+        reach = np.sqrt((smallest + w) / (smallest * w) * remove) + da + 2.0 * shifted
         best = -1
         best_add = remove
         for t in range(k):
@@ -779,9 +787,6 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
     """
     k = centers.shape[0]
     changed = 0
-    no_order = np.empty((k, 0), np.int32)
-    no_d2 = np.empty((k, 0), np.float64)
-    first = True
     for _ in range(steps):
         if state[0] >= max_iter:
             return MAX_ITER, changed
@@ -789,18 +794,13 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
         nd, nf = near_drift(order, cc2, drift, NEAR_CENTERS)
         if k - 1 <= NEAR_CENTERS:  # the near centers are all of them: no second rest bound
             nd[:] = np.inf
-        if first:
-            changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper,
-                                     second, lower_second, lower_rest, drift, state[2],
-                                     state[3], np.int64(state[4]), far, nd, nf, jump_order,
-                                     jump_d2)
-            first = False
-        else:
-            changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper,
-                                     second, lower_second, lower_rest, drift, state[2],
-                                     state[3], np.int64(state[4]), far, nd, nf, no_order,
-                                     no_d2)
-        far[:] = np.inf
+        changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
+                                 lower_second, lower_rest, drift, state[2], state[3],
+                                 np.int64(state[4]), far, nd, nf, jump_order, jump_d2)
+        if jump_order.shape[1]:  # the jumps concern the first assignment only
+            far[:] = np.inf
+            jump_order = jump_order[:, :0]
+            jump_d2 = jump_d2[:, :0]
         s, t = accumulate(points, weights, labels, k)
         sums[:] = s
         totals[:] = t
