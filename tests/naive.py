@@ -98,15 +98,16 @@ def cell_means(colors, points, weights, shift):
 
 
 def cluster_costs(points, weights, centers, labels):
-    """Per cluster: weighted SSE, and the increase if its points moved to their second-nearest
-    center."""
+    """Per cluster: weighted SSE along each axis (K, 3), and the increase if its points moved to
+    their second-nearest center."""
     d = sq_distances(points, centers)
     own = d[np.arange(len(points)), labels]
     d[np.arange(len(points)), labels] = np.inf
     second = d.min(axis=1)
     k = len(centers)
-    return (np.bincount(labels, weights=weights * own, minlength=k),
-            np.bincount(labels, weights=weights * (second - own), minlength=k))
+    axis_sse = np.stack([np.bincount(labels, weights=weights * (points[:, c] - centers[labels, c]) ** 2,
+                                     minlength=k) for c in range(3)], axis=1)
+    return axis_sse, np.bincount(labels, weights=weights * (second - own), minlength=k)
 
 
 def grid_labels(points, low, step, cells, best) -> np.ndarray:

@@ -103,16 +103,18 @@ def test_coarse_bins_are_weighted_cell_means(photo_points, shift):
     np.testing.assert_array_equal(member, ref_member)
 
 
-def test_cluster_costs_match_reference(photo_points):
+@pytest.mark.parametrize("k", [20, 150])
+def test_cluster_costs_match_reference(photo_points, k):
     points, weights, _ = photo_points
-    centers = kmeans(points, weights, points[::97][:20].copy()).centers
+    centers = kmeans(points, weights, points[:: len(points) // k][:k].copy()).centers
     labels = nearest(points, centers)
     order = _k.new_order(centers)
     cc2, _ = _k.center_geometry(centers, order)
-    sse, utility = _k.cluster_costs(points, weights, centers, labels, cc2, order)
+    axis_sse, utility = _k.cluster_costs(points, weights, centers, labels, cc2, order)
     ref_sse, ref_utility = cluster_costs(points, weights, centers, labels)
-    np.testing.assert_allclose(sse, ref_sse, rtol=1e-9)
-    np.testing.assert_allclose(utility, ref_utility, rtol=1e-9)
+    assert axis_sse.shape == (k, 3)
+    np.testing.assert_allclose(axis_sse, ref_sse, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(utility, ref_utility, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -279,9 +279,10 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
             centers = best.centers
             order = _k.new_order(centers) if best.order is None else best.order.copy()
             cc2, _half = _k.center_geometry(centers, order)
-            sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2, order)
+            axis_sse, utility = _k.cluster_costs(points, weights, centers, best.labels, cc2,
+                                                 order)
             totals = np.bincount(best.labels, weights=weights, minlength=k)
-            split = (points, weights, best, order, sse, utility, totals)
+            split = (best, order, axis_sse, utility, totals)
             trial = _split_trial(*split, m)
             if trial is None:
                 break
@@ -338,11 +339,12 @@ def _accepted(best: KMeansResult, run: KMeansResult) -> KMeansResult:
                         run.converged, run.bounds, run.order)
 
 
-def _split_trial(points, weights, best: KMeansResult, order, sse, utility, totals,
+def _split_trial(best: KMeansResult, order, axis_sse, utility, totals,
                  m: int) -> np.ndarray | None:
     """The centers of a swap round with ``m`` moves (see :func:`refine_by_swaps`), or None
-    when no center can move."""
+    when no center can move. ``axis_sse`` (K, 3) is each cluster's error along each axis."""
     centers = best.centers
+    sse = axis_sse.sum(axis=1)
     receivers = [int(h) for h in np.argsort(-sse, kind="stable")[:m] if sse[h] > 0]
     taken = set(receivers)
     donors = []
@@ -359,11 +361,10 @@ def _split_trial(points, weights, best: KMeansResult, order, sse, utility, total
         return None
     trial = centers.copy()
     for j, h in zip(donors, receivers[: len(donors)], strict=True):
-        mask = best.labels == h
-        spread = np.average((points[mask] - centers[h]) ** 2, axis=0, weights=weights[mask])
+        spread = axis_sse[h] / totals[h]  # a receiver has error, so it has points
         axis = int(np.argmax(spread))
         step = np.zeros(3)
-        step[axis] = 0.5 * np.sqrt(spread[axis]) if totals[h] > 0 else 0.5
+        step[axis] = 0.5 * np.sqrt(spread[axis])
         trial[j] = centers[h] + step
         trial[h] = centers[h] - step
     return trial

@@ -730,41 +730,53 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
 
 
 @jit(parallel=True)
-def _second_nearest(points, centers, labels, cc2, order, out):
+def _own_and_second(points, centers, labels, cc2, order, own, second):
+    """Squared distance of every point to its own center and to the nearest other one: the
+    other centers in order of distance from its own, until one is too far to be nearer than the
+    best found (``d(x, j) >= d(a, j) - d(x, a)``)."""
     n = points.shape[0]
     k = centers.shape[0]
     for i in prange(n):
         a = labels[i]
-        u = np.sqrt(_d2(points, i, centers, a))
-        second = np.inf
+        u2 = _d2(points, i, centers, a)
+        u = np.sqrt(u2)
+        best2 = np.inf
+        limit2 = np.inf
         for t in range(k):
             j = order[a, t]
             if j == a:
                 continue
-            if np.sqrt(cc2[a, j]) - u > second:
+            if cc2[a, j] > limit2:
                 break
-            d = np.sqrt(_d2(points, i, centers, j))
-            if d < second:
-                second = d
-        out[i] = second
+            d2 = _d2(points, i, centers, j)
+            if d2 < best2:
+                best2 = d2
+                reach = u + np.sqrt(d2)
+                limit2 = reach * reach
+        own[i] = u2
+        second[i] = best2
 
 
 @jit
 def cluster_costs(points, weights, centers, labels, cc2, order):
-    """Per cluster: its share of the objective, and its utility (how much the objective would
-    grow if its center were deleted and its points went to their second-nearest center)."""
+    """Per cluster: its share of the objective along each axis (K, 3), and its utility (how much
+    the objective would grow if its center were deleted and its points went to their
+    second-nearest center). A cluster's share of the objective is the sum of its row."""
     n = points.shape[0]
     k = centers.shape[0]
+    own = np.empty(n, np.float64)
     second = np.empty(n, np.float64)
-    _second_nearest(points, centers, labels, cc2, order, second)
-    sse = np.zeros(k, np.float64)
+    _own_and_second(points, centers, labels, cc2, order, own, second)
+    axis_sse = np.zeros((k, 3), np.float64)
     utility = np.zeros(k, np.float64)
     for i in range(n):
         a = labels[i]
-        d2 = _d2(points, i, centers, a)
-        sse[a] += weights[i] * d2
-        utility[a] += weights[i] * (second[i] * second[i] - d2)
-    return sse, utility
+        w = weights[i]
+        for c in range(3):
+            e = points[i, c] - centers[a, c]
+            axis_sse[a, c] += w * e * e
+        utility[a] += w * (second[i] - own[i])
+    return axis_sse, utility
 
 
 #: Why :func:`lloyd_steps` returned.
