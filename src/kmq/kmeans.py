@@ -34,6 +34,11 @@ PARALLEL_MIN_POINTS = 100_000
 #: against scikit-learn's k-means unchanged at the median and at most 0.9999 of it on all 42
 #: image/K pairs (4x failed three pairs at K = 64).
 TRIAL_TOL_FACTOR = 2.0
+#: The first swap round moves ``k // 8`` centers, at most this many. Measured at K = 256 (32
+#: before): the first round moved so many that it failed (and a round of half as many, run
+#: beside it, was used); capped at 16, 6-12% less time on the 2.5 and 9.8 MP photos, the MSE of
+#: the 15 images within -0.1%..+0.6% (median unchanged), below scikit-learn's on all of them.
+FIRST_SWAPS_MAX = 16
 #: A run given a mark (``give_up_above``) stops once its objective minus this many times its
 #: last drop is still above the mark: Lloyd's drops shrink, so it would not get below it.
 GIVE_UP_FACTOR = 20.0
@@ -271,7 +276,7 @@ def refine_by_swaps(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     weights = np.ascontiguousarray(weights, np.float64)
     best = result
     k = len(best.centers)
-    m = max(1, k // 8)
+    m = max(1, min(k // 8, FIRST_SWAPS_MAX))
     rounds = 0
     pool = ThreadPoolExecutor(max_workers=1) if numba.get_num_threads() > 1 else None
     try:
