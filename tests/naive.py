@@ -105,8 +105,9 @@ def cluster_costs(points, weights, centers, labels):
     d[np.arange(len(points)), labels] = np.inf
     second = d.min(axis=1)
     k = len(centers)
-    axis_sse = np.stack([np.bincount(labels, weights=weights * (points[:, c] - centers[labels, c]) ** 2,
-                                     minlength=k) for c in range(3)], axis=1)
+    err = weights[:, None] * (points - centers[labels]) ** 2
+    axis_sse = np.stack([np.bincount(labels, weights=err[:, c], minlength=k) for c in range(3)],
+                        axis=1)
     return axis_sse, np.bincount(labels, weights=weights * (second - own), minlength=k)
 
 

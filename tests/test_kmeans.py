@@ -20,6 +20,7 @@ from naive import (
     nearest,
     neighbour_order,
     objective,
+    sq_distances,
     weighted_means,
 )
 from naive import (
@@ -117,26 +118,64 @@ def test_cluster_costs_match_reference(photo_points, k):
     np.testing.assert_allclose(utility, ref_utility, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_hartigan_pass_makes_the_moves_of_a_search_over_every_center(seed):
-    """The kernel only compares the centers that can pay (given the lightest cluster and how far
-    centers have moved during the pass); a full search must find the same moves."""
+def _hartigan_case(seed):
     rng = np.random.default_rng(seed)
     points = np.vstack([rng.normal(c, 6.0, (400, 3)) for c in rng.uniform(0, 255, (12, 3))])
     weights = rng.integers(1, 30, len(points)).astype(np.float64)
     weights[rng.choice(len(points), 5, replace=False)] = 2000.0  # a few heavy colors
     start = kmeans(points, weights, points[rng.choice(len(points), 24, replace=False)].copy())
-    labels = start.labels.copy()
-    sums, totals = _k.accumulate(points, weights, labels, 24)
-    ref = naive_hartigan_pass(points, weights, sums, totals, labels)
+    sums, totals = _k.accumulate(points, weights, start.labels, 24)
+    return points, weights, start, sums, totals
+
+
+def _kernel_passes(points, weights, start, sums, totals, lower, passes=3):
+    """Kernel passes from ``start`` (each from the centers the one before left, with its bounds
+    carried over), beside the naive passes from the same state."""
+    labels, sums, totals, lower = start.labels.copy(), sums.copy(), totals.copy(), lower.copy()
+    ref_labels, ref_sums, ref_totals = labels.copy(), sums.copy(), totals.copy()
     order = _k.new_order(sums / totals[:, None])
-    cc2, _ = _k.center_geometry(sums / totals[:, None], order)
-    moved, gain = _k.hartigan_pass(points, weights, sums, totals, labels, cc2, order)
-    assert moved == ref[3] > 0
-    np.testing.assert_array_equal(labels, ref[0])
-    np.testing.assert_allclose(sums, ref[1], rtol=1e-9)
-    np.testing.assert_allclose(totals, ref[2], rtol=1e-12)
-    assert gain == pytest.approx(ref[4], rel=1e-9)
+    out = []
+    wear = 0.0
+    for _ in range(passes):
+        ref = naive_hartigan_pass(points, weights, ref_sums, ref_totals, ref_labels)
+        ref_labels, ref_sums, ref_totals = ref[0], ref[1], ref[2]
+        cc2, _ = _k.center_geometry(sums / totals[:, None], order)
+        moved, gain, shifted = _k.hartigan_pass(points, weights, sums, totals, labels, cc2,
+                                                order, lower, wear)
+        wear += shifted
+        out.append((ref, labels.copy(), sums.copy(), totals.copy(), moved, gain))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bounds", ["none", "exact"])
+def test_hartigan_pass_makes_the_moves_of_a_search_over_every_center(seed, bounds):
+    """The kernel only compares the centers that can pay (given the lightest cluster and how far
+    centers have moved during the pass), and skips the colors whose distance bound to the other
+    centers rules them all out; a full search must find the same moves, pass after pass."""
+    points, weights, start, sums, totals = _hartigan_case(seed)
+    if bounds == "none":
+        lower = np.zeros(len(points))
+    else:
+        d = np.sqrt(sq_distances(points, sums / totals[:, None]))
+        d[np.arange(len(points)), start.labels] = np.inf
+        lower = d.min(axis=1)
+    for ref, labels, sums_k, totals_k, moved, gain in _kernel_passes(points, weights, start,
+                                                                     sums, totals, lower):
+        assert moved == ref[3] > 0
+        np.testing.assert_array_equal(labels, ref[0])
+        np.testing.assert_allclose(sums_k, ref[1], rtol=1e-9)
+        np.testing.assert_allclose(totals_k, ref[2], rtol=1e-12)
+        assert gain == pytest.approx(ref[4], rel=1e-9)
+
+
+def test_hartigan_pass_with_bounds_too_high_misses_moves():
+    """The bound test is live: bounds inflated past the truth skip colors that had to move."""
+    points, weights, start, sums, totals = _hartigan_case(0)
+    lower = np.full(len(points), 1e3)
+    ref, labels, *_ = _kernel_passes(points, weights, start, sums, totals, lower, passes=1)[0]
+    assert ref[3] > 0
+    assert not np.array_equal(labels, ref[0])
 
 
 @pytest.mark.parametrize("refine", [refine_by_moves, refine_by_swaps])

@@ -427,9 +427,19 @@ def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResul
         return result
     order = (_k.new_order(sums / totals[:, None]) if result.order is None
              else result.order.copy())
-    for _ in range(max_passes):
-        cc2, _half = _k.center_geometry(sums / totals[:, None], order)
-        moved, gain = _k.hartigan_pass(points, weights, sums, totals, labels, cc2, order)
+    # each color's distance to the nearest other center: the passes skip the colors it puts
+    # out of reach (worn down by how far the centers move; a searched color gets a fresh one)
+    cc2, _half = _k.center_geometry(sums / totals[:, None], order)
+    own, lower = np.empty(len(points)), np.empty(len(points))
+    _k.own_and_second(points, sums / totals[:, None], labels, cc2, order, own, lower)
+    np.sqrt(lower, out=lower)
+    wear = 0.0
+    for npass in range(max_passes):
+        if npass:
+            cc2, _half = _k.center_geometry(sums / totals[:, None], order)
+        moved, gain, shifted = _k.hartigan_pass(points, weights, sums, totals, labels, cc2,
+                                                order, lower, wear)
+        wear += shifted
         sums, totals = _k.accumulate(points, weights, labels, k)  # no drift from updates
         if moved == 0 or gain <= tol * result.objective:
             break

@@ -658,9 +658,14 @@ def coarse_bins(colors, points, weights, shift):
     return sums, totals, member
 
 
+#: Absorbs the rounding in a distance bound before it rules a point out (colors are 0..255).
+BOUND_SLACK = 1e-6
+
+
 @jit
-def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
-    """One pass of Hartigan's single-point moves; returns (points moved, objective decrease).
+def hartigan_pass(points, weights, sums, totals, labels, cc2, order, lower, wear):
+    """One pass of Hartigan's single-point moves; returns (points moved, objective decrease,
+    the farthest any center moved during the pass).
 
     A color of weight ``w`` leaves its cluster ``a`` for ``b`` when that lowers the objective:
     ``W_b w / (W_b + w) |x - c_b|^2 < W_a w / (W_a - w) |x - c_a|^2``; both means are updated
@@ -668,6 +673,12 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
     the pass), within the radius where the move can pay given the lightest cluster's weight and
     how far centers have moved since (none farther can). Every move lowers the objective, so the
     pass only improves on Lloyd's fixed point. ``sums``/``totals`` are updated.
+
+    ``lower[i] - wear`` is a lower bound on the distance from color ``i`` to every center but
+    its own at the start of the pass (0 or less: none). A color whose bound, less how far the
+    centers have moved since, puts every other center beyond paying is skipped without a
+    search; the colors searched get a fresh bound. Pass ``wear`` plus the distance this pass
+    returns to the next pass.
     """
     n = points.shape[0]
     k = sums.shape[0]
@@ -692,21 +703,32 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
         remove = wa * w / (wa - w) * da2
         if remove <= 0.0:
             continue
+        floor = smallest * w / (smallest + w)  # no cluster's factor is below, now or later
+        gap = lower[i] - wear - shifted - BOUND_SLACK
+        if gap > 0.0 and floor * gap * gap >= remove:
+            continue
         da = np.sqrt(da2)
         # a move to b pays only if W_b w / (W_b + w) |x - c_b|^2 < remove, where the factor is
-        # at least ``smallest * w / (smallest + w)``; c_a and c_b are within ``shifted`` of where
-        # ``cc2`` saw them: centers farther than ``reach`` from c_a cannot pay
-        reach = np.sqrt((smallest + w) / (smallest * w) * remove) + da + 2.0 * shifted
+        # at least ``floor``; c_a and c_b are within ``shifted`` of where ``cc2`` saw them:
+        # centers farther than ``reach`` from c_a cannot pay
+        reach = np.sqrt(remove / floor) + da + 2.0 * shifted
+        reach2 = reach * reach
         best = -1
         best_add = remove
+        near2 = np.inf  # the nearest other center searched
+        beyond = np.inf  # from the start of ``order[a]`` beyond ``reach``: a bound, as it stood
         for t in range(k):
             b = order[a, t]
             if b == a:
                 continue
-            if np.sqrt(cc2[a, b]) > reach:
+            if cc2[a, b] > reach2:
+                beyond = np.sqrt(cc2[a, b]) - da - 2.0 * shifted
                 break
+            db2 = _d2(points, i, centers, b)
+            if db2 < near2:
+                near2 = db2
             wb = totals[b]
-            add = wb * w / (wb + w) * _d2(points, i, centers, b)
+            add = wb * w / (wb + w) * db2
             if add < best_add:
                 best_add = add
                 best = b
@@ -724,13 +746,18 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order):
             shifted = max(shifted, np.sqrt(_d2(centers, a, start, a)),
                           np.sqrt(_d2(centers, b, start, b)))
             labels[i] = b
+            lower[i] = 0.0  # its old center is now a rival: no bound
             moved += 1
             gain += remove - best_add
-    return moved, gain
+        else:
+            # every other center is at least this far now; centers move at most ``shifted``
+            # from the pass start, so it holds for them as they stood then, less ``shifted``
+            lower[i] = min(np.sqrt(near2), beyond) - shifted + wear
+    return moved, gain, shifted
 
 
 @jit(parallel=True)
-def _own_and_second(points, centers, labels, cc2, order, own, second):
+def own_and_second(points, centers, labels, cc2, order, own, second):
     """Squared distance of every point to its own center and to the nearest other one: the
     other centers in order of distance from its own, until one is too far to be nearer than the
     best found (``d(x, j) >= d(a, j) - d(x, a)``)."""
@@ -766,7 +793,7 @@ def cluster_costs(points, weights, centers, labels, cc2, order):
     k = centers.shape[0]
     own = np.empty(n, np.float64)
     second = np.empty(n, np.float64)
-    _own_and_second(points, centers, labels, cc2, order, own, second)
+    own_and_second(points, centers, labels, cc2, order, own, second)
     axis_sse = np.zeros((k, 3), np.float64)
     utility = np.zeros(k, np.float64)
     for i in range(n):
