@@ -23,6 +23,31 @@ def test_nearest_breaks_ties_to_the_lower_index_whatever_the_guess():
     assert expected.tolist() == [0, 3, 0]
 
 
+def test_nearest_with_bounds_skips_only_points_that_cannot_tie(small_photo):
+    rng = np.random.default_rng(6)
+    palette = rng.integers(0, 256, (64, 3)).astype(np.float64)
+    colors = np.unique(small_photo.reshape(-1, 3), axis=0).astype(np.float64)
+    expected = naive_nearest(colors, palette)
+    d = np.sqrt(((colors[:, None] - palette[None]) ** 2).sum(axis=2))
+    guess = rng.integers(0, 64, len(colors)).astype(np.int32)  # mostly wrong guesses
+    upper = d[np.arange(len(colors)), guess]
+    others = d.copy()
+    others[np.arange(len(colors)), guess] = np.inf
+    lower = others.min(axis=1)  # exact bounds: a point skips only if its guess is right
+    got = nearest(colors, palette, guess, upper=upper, lower=lower)
+    np.testing.assert_array_equal(got, expected)
+    # a tie: exact bounds equal, so the point is searched and goes to the lower index
+    palette = np.array([[8, 8, 8], [12, 8, 8]], np.float64)
+    point = np.array([[10, 8, 8]], np.float64)
+    tied = nearest(point, palette, np.array([1], np.int32), upper=np.array([2.0]),
+                   lower=np.array([2.0]))
+    assert tied.tolist() == [0]
+    # bounds that lie are believed: the skip is real
+    liar = nearest(point, palette, np.array([1], np.int32), upper=np.array([1.0]),
+                   lower=np.array([3.0]))
+    assert liar.tolist() == [1]
+
+
 def test_remap_every_pixel_to_its_nearest_palette_color(small_photo):
     rng = np.random.default_rng(9)
     palette = rng.integers(0, 256, (40, 3), dtype=np.uint8)

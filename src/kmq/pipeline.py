@@ -285,7 +285,15 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
         n_iter, converged = result.n_iter, result.converged
         srgb = from_working(result.centers, color_space)
         pal, labels = _palette.merge_duplicates(_palette.to_srgb8(srgb), result.labels)
-        labels = nearest(points, to_working(pal, color_space), labels)
+        pal_working = to_working(pal, color_space)
+        upper = lower = None
+        if result.bounds is not None and len(pal) == len(result.centers):
+            # Lloyd's bounds, worn by how far rounding moved each center (and a hair more for
+            # their own rounding): most colors keep their center without a search
+            shift = np.sqrt(((pal_working - result.centers) ** 2).sum(axis=1)) + _kk.BOUND_SLACK
+            upper = result.bounds[0] + shift[labels]
+            lower = np.minimum(result.bounds[2], result.bounds[3]) - shift.max()
+        labels = nearest(points, pal_working, labels, upper=upper, lower=lower)
     pal, labels, counts = _palette.order_by_use(pal, labels, weights)
     if color_space != "srgb":
         points = hist.points  # the error is measured in sRGB

@@ -16,7 +16,8 @@ from kmq.histogram import gather, histogram
 from kmq.kmeans import assign, grid_guess
 
 
-def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = None) -> np.ndarray:
+def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = None, *,
+            upper: np.ndarray | None = None, lower: np.ndarray | None = None) -> np.ndarray:
     """Index of the nearest palette entry for every point (ties to the lower index).
 
     Parameters
@@ -25,6 +26,10 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     palette : (K, 3) float array
     guess : (N,) int array, optional
         A first guess per point; any guess gives the same (exact) answer, a good one is faster.
+    upper, lower : (N,) float arrays, optional
+        With ``guess``: bounds on each point's distance to its guessed entry (from above) and to
+        every other entry (from below). A point whose ``upper`` is below its ``lower`` keeps its
+        guess without a search (no other entry can be as near: no tie either).
 
     Examples
     --------
@@ -40,9 +45,14 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
               else np.array(guess, np.int32, order="C"))
     order = _k.new_order(palette)
     cc2, _ = _k.center_geometry(palette, order)
-    never_skip = np.full(k, -1.0)  # disables the bound tests: every point is searched exactly
-    assign(points, palette, cc2, order, never_skip, labels, np.full(n, np.inf),
-              np.full(n, -1.0), np.zeros(k), 0.0, 0.0, 0)
+    never_skip = np.full(k, -1.0)  # no bound from the palette's spacing: only the given ones
+    if upper is None or lower is None or guess is None:
+        upper, lower = np.full(n, np.inf), np.full(n, -1.0)  # every point is searched exactly
+    else:
+        upper = np.array(upper, np.float64, order="C")
+        lower = np.array(lower, np.float64, order="C")
+    assign(points, palette, cc2, order, never_skip, labels, upper, lower, np.zeros(k), 0.0, 0.0,
+           0)
     return labels
 
 

@@ -157,8 +157,9 @@ def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, m
     distance to any other center from below (Hamerly). They are first moved by the centers' drift.
     A point that must be checked scans the centers in order of distance from its current center
     and stops once a center is more than twice its distance away (triangle inequality). Ties go to
-    the lower index, so with ``half_min`` and ``lower`` negative the result equals a brute-force
-    ``argmin`` exactly. Returns the number of points whose label changed.
+    the lower index, and a point is skipped only when its bounds leave no other center as near
+    (no tie either), so the result equals a brute-force ``argmin`` exactly. Returns the number
+    of points whose label changed.
     """
     k = centers.shape[0]
     changed = 0
@@ -167,12 +168,12 @@ def assign(points, centers, cc2, order, half_min, labels, upper, lower, drift, m
         upper[i] += drift[a]
         lower[i] -= second_drift if a == argmax_drift else max_drift
         m = max(half_min[a], lower[i])
-        if upper[i] <= m:
+        if upper[i] < m:
             continue
         u2 = _d2(points, i, centers, a)
         u = np.sqrt(u2)
         upper[i] = u
-        if u <= m:
+        if u < m:
             continue
         limit2 = 4.0 * u2
         best = a
