@@ -73,11 +73,11 @@ def center_geometry(centers, order):
     """Squared center-center distances and half the distance from each center to its nearest
     other center; sorts each row of ``order`` (K, K) in place by increasing distance.
 
-    ``order`` keeps its previous content between iterations: centers move little, so the rows are
-    nearly sorted already and insertion sort costs about one pass. Each row's distances are
-    computed in that order into a contiguous buffer the sort works on (no gathers from the
-    matrix). A row that needs many more shifts than that (centers that moved far) is sorted
-    afresh instead.
+    ``order`` keeps its previous content between iterations: centers move little, so most rows
+    are still sorted (one pass over the row's distances in its order checks that) and the others
+    nearly so, and insertion sort costs about one pass. A row that needs many more shifts than
+    that (centers that moved far) is sorted afresh instead (stable: ties in index order), as
+    :func:`new_order` sorts.
     """
     k = centers.shape[0]
     cc2 = np.empty((k, k), np.float64)
@@ -86,16 +86,33 @@ def center_geometry(centers, order):
     tmp = np.empty(k, np.int32)
     counts = np.empty(256, np.int64)
     vals = np.empty(k, np.float64)  # the distances of the row's entries, in its current order
+    x = centers[:, 0].copy()  # one contiguous array per axis: the row's distances vectorize
+    y = centers[:, 1].copy()
+    z = centers[:, 2].copy()
     for a in range(k):
-        row = order[a]
+        dist = cc2[a]
+        for j in range(k):
+            dx = x[j] - x[a]
+            dy = y[j] - y[a]
+            dz = z[j] - z[a]
+            dist[j] = dx * dx + dy * dy + dz * dz
         m = np.inf
-        shifts = 0
+        for j in range(k):
+            if j != a and dist[j] < m:
+                m = dist[j]
+        half_min[a] = 0.5 * np.sqrt(m)
+        row = order[a]
+        still_sorted = True
         for t in range(k):
+            vals[t] = dist[row[t]]
+            if t and vals[t] < vals[t - 1]:
+                still_sorted = False
+        if still_sorted:
+            continue
+        shifts = 0
+        for t in range(1, k):
+            dj = vals[t]
             j = row[t]
-            dj = _d2(centers, a, centers, j)
-            cc2[a, j] = dj
-            if j != a and dj < m:
-                m = dj
             u = t - 1
             while u >= 0 and vals[u] > dj:
                 vals[u + 1] = vals[u]
@@ -104,16 +121,9 @@ def center_geometry(centers, order):
             vals[u + 1] = dj
             row[u + 1] = j
             shifts += t - 1 - u
-            if shifts > budget:  # the distances not computed yet, then a fresh sort
-                for q in range(t + 1, k):
-                    b = row[q]
-                    d = _d2(centers, a, centers, b)
-                    cc2[a, b] = d
-                    if b != a and d < m:
-                        m = d
-                _sort_row(cc2[a], row, tmp, counts)
+            if shifts > budget:  # a fresh sort
+                _sort_row(dist, row, tmp, counts)
                 break
-        half_min[a] = 0.5 * np.sqrt(m)
     return cc2, half_min
 
 
