@@ -79,8 +79,10 @@ def child(scenario: str, path: str, k: int) -> dict:
 
     if scenario == "cli":
         import kmq.cli
-    tiny = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    kmq.quantize(tiny, k)  # >16k colors: loads every kernel, so they are in the baseline
+    # ~100k distinct colors (above the 65536 that turn the coarse cells on): loads every
+    # kernel, so they are in the baseline
+    tiny = np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)
+    kmq.quantize(tiny, k)
     npy = Path(path).with_suffix(".npy")
     arr = np.load(npy) if scenario in {"library", "imagequant"} else None
     _reset_peak()
