@@ -288,11 +288,15 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
         pal_working = to_working(pal, color_space)
         upper = lower = None
         if result.bounds is not None and len(pal) == len(result.centers):
-            # Lloyd's bounds, worn by how far rounding moved each center (and a hair more for
-            # their own rounding): most colors keep their center without a search
+            # Lloyd's bounds, worn in place (nothing else reads them: no copies of a
+            # color-sized array) by how far rounding moved each center, and a hair more for
+            # their own rounding: most colors keep their center without a search
             shift = np.sqrt(((pal_working - result.centers) ** 2).sum(axis=1)) + _kk.BOUND_SLACK
-            upper = result.bounds[0] + shift[labels]
-            lower = np.minimum(result.bounds[2], result.bounds[3]) - shift.max()
+            upper, second, lower, rest = result.bounds
+            top = int(np.argmax(shift))
+            _kk.settle_bounds(labels, upper, second, lower, rest, shift, float(shift[top]),
+                              float(np.max(np.delete(shift, top), initial=0.0)), np.int64(top))
+            np.minimum(lower, rest, out=lower)
         labels = nearest(points, pal_working, labels, upper=upper, lower=lower)
     pal, labels, counts = _palette.order_by_use(pal, labels, weights)
     if color_space != "srgb":

@@ -26,10 +26,11 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     palette : (K, 3) float array
     guess : (N,) int array, optional
         A first guess per point; any guess gives the same (exact) answer, a good one is faster.
-    upper, lower : (N,) float arrays, optional
+    upper, lower : (N,) float64 arrays, optional
         With ``guess``: bounds on each point's distance to its guessed entry (from above) and to
         every other entry (from below). A point whose ``upper`` is below its ``lower`` keeps its
-        guess without a search (no other entry can be as near: no tie either).
+        guess without a search (no other entry can be as near: no tie either). Used as scratch
+        space: overwritten (so that a large point set needs no copies).
 
     Examples
     --------
@@ -49,8 +50,8 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     if upper is None or lower is None or guess is None:
         upper, lower = np.full(n, np.inf), np.full(n, -1.0)  # every point is searched exactly
     else:
-        upper = np.array(upper, np.float64, order="C")
-        lower = np.array(lower, np.float64, order="C")
+        upper = np.ascontiguousarray(upper, np.float64)
+        lower = np.ascontiguousarray(lower, np.float64)
     assign(points, palette, cc2, order, never_skip, labels, upper, lower, np.zeros(k), 0.0, 0.0,
            0)
     return labels
