@@ -83,6 +83,7 @@ def child(scenario: str, path: str, k: int) -> dict:
     # kernel, so they are in the baseline
     tiny = np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)
     kmq.quantize(tiny, k)
+    kmq.quantize(np.asarray(Image.fromarray(tiny)), k)  # read-only, as read from a file
     npy = Path(path).with_suffix(".npy")
     arr = np.load(npy) if scenario in {"library", "imagequant"} else None
     _reset_peak()

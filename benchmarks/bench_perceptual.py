@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
@@ -96,7 +97,9 @@ def main() -> None:
           f"kmq sources {kmq_source_digest()}")
     # compile (or load) every kernel before the first timed run: ~100k distinct colors take the
     # coarse-cell path too, in every space, with and without dithering
-    warm = np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)
+    # (read-only, as the photos read from files are: another signature for numba)
+    warm = np.asarray(Image.fromarray(
+        np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)))
     for space in spaces:
         for dither in dithers:
             kmq.quantize(warm, 256, color_space=space, dither=dither)

@@ -464,9 +464,10 @@ def warm_up(ks: list[int], methods: list[str], ctx) -> None:
     """One call of every in-process method on a small image: numba compilation, thread pools."""
     rng = np.random.default_rng(0)
     # ~100k distinct colors: above kmq's histogram size for coarse cells (65536), so the cell
-    # levels' kernels are compiled here too, not in the first timed run
-    small = rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)
-    pil = Image.fromarray(small)
+    # levels' kernels are compiled here too, not in the first timed run; read-only as the
+    # images read from files are (a read-only array is another signature for numba)
+    pil = Image.fromarray(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8))
+    small = np.asarray(pil)
     for method in methods:
         if method in {"pngquant", "imagequant-pil"}:
             continue
