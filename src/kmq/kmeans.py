@@ -343,10 +343,10 @@ def first_swaps(k: int) -> int:
     failed after the longest Lloyd run of all (a round of half as many, run beside it, was then
     used), and the rounds of fewer moves gained as much. At K = 64: about 10% less time on the
     2.5 and 9.8 MP photos. At K = 256 (against ``k // 16``): 6% less on twelve 0.39 MP
-    photos, 3% on the large ones. The MSE of the 15 shared images: within -2.2%..+0.1% of
-    before at K = 64, -0.3%..+0.2% at K = 256, the median unchanged, below scikit-learn's on
-    every one (the worst at 0.9992 of it). ``k // 32`` (2 at K = 64) lost to scikit-learn on
-    one image at K = 64, and 1 move at K = 16 on one at K = 16.
+    photos, 3% on the large ones. The MSE of the 15 shared images against ``k // 8``: the same
+    at K = 16, -2.2%..+0.1% at K = 64, -0.2%..+0.2% at K = 256, the median unchanged, below
+    scikit-learn's on every one (the worst at 0.9992 of it). ``k // 32`` (2 at K = 64) lost to
+    scikit-learn on one image at K = 64, and 1 move at K = 16 on one at K = 16.
     """
     return max(1, min(k // 8, max(2, math.isqrt(k) // 2)))
 
@@ -437,13 +437,13 @@ def refine_by_moves(points: np.ndarray, weights: np.ndarray, result: KMeansResul
     sums, totals = _k.accumulate(points, weights, labels, k)
     if np.any(totals == 0):
         return result
-    order = (_k.new_order(sums / totals[:, None]) if result.order is None
-             else result.order.copy())
+    centers = sums / totals[:, None]
+    order = _k.new_order(centers) if result.order is None else result.order.copy()
     # each color's distance to the nearest other center: the passes skip the colors it puts
     # out of reach (worn down by how far the centers move; a searched color gets a fresh one)
-    cc2, _half = _k.center_geometry(sums / totals[:, None], order)
+    cc2, _half = _k.center_geometry(centers, order)
     own, lower = np.empty(len(points)), np.empty(len(points))
-    _k.own_and_second(points, sums / totals[:, None], labels, cc2, order, own, lower)
+    _k.own_and_second(points, centers, labels, cc2, order, own, lower)
     np.sqrt(lower, out=lower)
     wear = 0.0
     for npass in range(max_passes):

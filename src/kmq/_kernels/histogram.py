@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmq._config import jit, prange
+from kmq._kernels.radix import counts_to_starts
 
 N_KEYS = 1 << 24
 #: A red bucket of at least this many pixels is counting-sorted through a 65,536-entry table (one
@@ -68,11 +69,7 @@ def _sort_low(seg):
         counts[:] = 0
         for i in range(n):
             counts[(src[i] >> shift) & 255] += 1
-        total = 0
-        for b in range(256):
-            c = counts[b]
-            counts[b] = total
-            total += c
+        counts_to_starts(counts)
         for i in range(n):
             b = (src[i] >> shift) & 255
             dst[counts[b]] = src[i]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmq._config import jit, prange
+from kmq._kernels.radix import counts_to_starts
 
 
 @jit(inline="always")
@@ -44,11 +45,7 @@ def _radix_argsort(keys, out, tmp, counts):
             counts[(bits[src[t]] >> shift) & 255] += 1
         if counts[(bits[src[0]] >> shift) & 255] == k:
             continue  # one digit for all: nothing to move
-        total = 0
-        for b in range(256):
-            c = counts[b]
-            counts[b] = total
-            total += c
+        counts_to_starts(counts)
         for t in range(k):
             j = src[t]
             b = (bits[j] >> shift) & 255
