@@ -322,6 +322,9 @@ def test_work_for_a_client_that_went_away_is_cancelled(server, monkeypatch):
     real = web.quantize_image
 
     def spy(image, params, *, cancel=None):
+        # The work must outlast the client whatever the machine's speed: hold it until the
+        # server notices the disconnect (or 20 s pass, and the quantize below then finishes).
+        cancel.wait(20)
         try:
             return real(image, params, cancel=cancel)
         except BaseException as exc:
@@ -329,7 +332,7 @@ def test_work_for_a_client_that_went_away_is_cancelled(server, monkeypatch):
             raise
 
     monkeypatch.setattr(web, "quantize_image", spy)
-    coffee = np.ascontiguousarray(data.coffee()[50:350, 150:450])  # 300x300, K = 256: seconds
+    coffee = np.ascontiguousarray(data.coffee()[50:350, 150:450])
     with httpx.Client(base_url=server.url) as c:
         token = c.post("/api/images", content=png_bytes(coffee)).json()["token"]
         with pytest.raises(httpx.TimeoutException):
@@ -346,14 +349,21 @@ def test_a_cancelled_request_stops(crop):
     cancel.set()
     with pytest.raises(kmq.CancelledError):
         web.quantize_image(image, web.Params(k=8), cancel=cancel)
-    # set while quantizing: the progress callback stops k-means
-    cancel = threading.Event()
-    timer = threading.Timer(0.05, cancel.set)
-    timer.start()
+    # set while quantizing: the progress callback stops k-means. The event turns set at its
+    # 20th check (a full run checks it ~70 times), so no timer races the machine's speed.
+
+    class SetMidway(threading.Event):
+        checks = 0
+
+        def is_set(self):
+            self.checks += 1
+            return self.checks >= 20
+
+    cancel = SetMidway()
     with pytest.raises(kmq.CancelledError):
         web.quantize_image(web.StoredImage("x", np.ascontiguousarray(
             data.coffee()[:300, :300]), 1), web.Params(k=256), cancel=cancel)
-    timer.join()
+    assert cancel.checks == 20  # it stopped at the first check that saw the event set
 
 
 # ---------------------------------------------------------------------------------------------
