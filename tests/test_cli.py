@@ -402,3 +402,36 @@ def test_executable_reports_errors_in_one_line(tmp_path):
     version = subprocess.run([sys.executable, "-m", "kmq", "--version"], capture_output=True,
                              text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.strip() == f"kmq {kmq.__version__}"
+
+
+WARM_UP_PROBE = """
+import sys
+import numpy as np
+from numba.core import dispatcher
+loads = []
+real = dispatcher.Dispatcher.compile
+def spy(self, sig):
+    loads.append(self.py_func.__name__)
+    return real(self, sig)
+dispatcher.Dispatcher.compile = spy
+from kmq.pipeline import quantize, warm_up
+if sys.argv[1] == "warm":
+    warm_up()
+    loads.clear()
+image = np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+quantize(image, 16)
+print(len(loads))
+"""
+
+
+def test_warm_up_leaves_no_kernel_to_load_for_a_small_image():
+    # a fresh process each: after warm_up() (kmq compress runs it beside the first decode) the
+    # first quantize loads nothing more; without it, it loads its kernels itself
+    def loads(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", WARM_UP_PROBE, mode], capture_output=True,
+                             text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout)
+
+    assert loads("cold") > 10
+    assert loads("warm") == 0

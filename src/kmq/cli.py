@@ -313,24 +313,67 @@ def _writer(fmt: OutputFormat, optimize: bool = False):
     return save
 
 
+class _KernelWarmUp:
+    """numba's start-up and the quantizer's kernel loads (about a second in a new process, see
+    :func:`kmq.pipeline.warm_up`) on a background thread, while the first image decodes (which
+    releases the GIL). :meth:`wait` before quantizing: two threads must not run kernels at once.
+    A failure here is left for the real call to meet and report."""
+
+    def __init__(self) -> None:
+        self._thread = None
+
+    def start(self) -> None:
+        """Start loading, once."""
+        if self._thread is None:
+            import threading
+
+            self._thread = threading.Thread(target=self._run, name="kmq-warm-up", daemon=True)
+            self._thread.start()
+
+    @staticmethod
+    def _run() -> None:
+        try:
+            from kmq.pipeline import warm_up
+
+            warm_up()
+        except Exception:  # the real call meets it again and reports it
+            pass
+
+    def wait(self) -> None:
+        """Until the loading ends (at once if it never started)."""
+        if self._thread is not None:
+            self._thread.join()
+
+
 def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
                   max_pixels: int, reporter: _Reporter,
                   fmt: OutputFormat | str = OutputFormat.png, color_space: str = "srgb",
                   dither: float = 0.0, palette=None, optimize: bool = False,
-                  quality: tuple[float, float] | None = None) -> Row:
+                  quality: tuple[float, float] | None = None,
+                  warm_up: _KernelWarmUp | None = None) -> Row:
     """Read, quantize, write (atomically, as PNG or .kmq) and measure one image; raises on
-    failure. The row's bits per pixel and ratios are those of the file written."""
-    from kmq import metrics
+    failure. The row's bits per pixel and ratios are those of the file written. ``warm_up``,
+    if given, is started before reading (when the input exists) and waited for after.
+
+    The file is written on a second thread while SSIM is measured (both release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from kmq.io import binary_alpha, read_image
-    from kmq.pipeline import quantize
 
     if not force and output.exists():
         raise OutputExistsError(f"{output}: exists (use --force to overwrite)")
     start = time.perf_counter()
     reporter.file(source.name)
+    if warm_up is not None and source.is_file():  # not for a missing input: it fails at once
+        warm_up.start()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rgb = read_image(source, max_pixels=max_pixels)  # RGBA when it has transparency
+        if warm_up is not None:
+            warm_up.wait()
+        from kmq import metrics
+        from kmq.pipeline import quantize
+
         if OutputFormat(fmt) is OutputFormat.gif:  # one transparent color, no translucency
             rgb = binary_alpha(rgb)
         input_bytes = source.stat().st_size
@@ -352,16 +395,22 @@ def compress_file(source: Path, output: Path, *, k: int, seed: int, force: bool,
     for message in dict.fromkeys(one_line(w.message) for w in caught):
         reporter.message(f"kmq: warning: {message}")
     reporter.stage("writing")
-    try:
-        n_bytes = _writer(OutputFormat(fmt), optimize)(output, result.palette, result.indices,
-                                                       overwrite=force)
-    except OSError as exc:
-        raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
-    seconds = time.perf_counter() - start
-    reporter.stage("measuring")
+    save = _writer(OutputFormat(fmt), optimize)
+
+    def write() -> tuple[int, float]:
+        n = save(output, result.palette, result.indices, overwrite=force)
+        return n, time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        writing = pool.submit(write)
+        reporter.stage("measuring")
+        ssim = (metrics.ssim_indexed(rgb, result.palette, result.indices, fast=True)
+                if min(rgb.shape[:2]) >= 7 else math.nan)
+        try:
+            n_bytes, seconds = writing.result()
+        except OSError as exc:
+            raise _WriteError(f"{output}: cannot write ({exc.strerror or exc})") from exc
     n_pixels = rgb.shape[0] * rgb.shape[1]
-    ssim = (metrics.ssim_indexed(rgb, result.palette, result.indices, fast=True)
-            if min(rgb.shape[:2]) >= 7 else math.nan)
     return Row(source=source, output=output, k=result.k, psnr=result.psnr,
                ssim=ssim, bits_per_pixel=metrics.bits_per_pixel(n_bytes, n_pixels),
                ratio_raw=metrics.compression_ratio(n_bytes, rgb.shape[2] * n_pixels),
@@ -458,13 +507,16 @@ def run_batch(jobs: list[tuple[Path, Path]], *, k: int, seed: int, force: bool, 
               optimize: bool = False, quality: tuple[float, float] | None = None) -> int:
     """Compress every (source, output) pair, print the table; returns the exit code."""
 
+    warm_up = _KernelWarmUp()  # started by the first input that exists
+
     def work(source: Path, output: Path, reporter: _Reporter) -> Row:
         return compress_file(source, output, k=k, seed=seed, force=force, max_pixels=max_pixels,
                              reporter=reporter, fmt=fmt, color_space=color_space,
                              dither=dither, palette=palette, optimize=optimize,
-                             quality=quality)
+                             quality=quality, warm_up=warm_up)
 
     rows, code = _run_jobs(jobs, work, quiet=quiet)
+    warm_up.wait()  # when no file got as far as quantizing: never exit while it loads kernels
     if rows:
         _print_table(rows)
     _summary(rows, len(jobs))

@@ -544,4 +544,30 @@ class _Transparent:
                          seconds=time.perf_counter() - start, k_requested=k_requested)
 
 
-__all__ = ["Quantized", "apply_palette", "fit", "quantize", "quantize_to_quality", "remap"]
+def warm_up() -> None:
+    """Load the compiled kernels of :func:`quantize` ahead of a first real call.
+
+    A new process pays about a second before its first quantize: numba's start-up (its
+    registries, imported on the first kernel call) and loading each kernel from numba's cache.
+    This quantizes a tiny image, so that cost can be paid on a background thread while the
+    caller does work that releases the GIL, such as decoding the image (``kmq compress`` does
+    that). Kernels that only large images use still load on their first call. Thread-safe, but
+    the caller should not run kernels of its own until it returns.
+
+    Examples
+    --------
+    >>> import threading
+    >>> from kmq.pipeline import warm_up
+    >>> loading = threading.Thread(target=warm_up)
+    >>> loading.start()
+    >>> # ... read the image here ...
+    >>> loading.join()
+    """
+    rng = np.random.default_rng(0)
+    # random colors: more distinct colors than K, so seeding, Lloyd, the swaps, Hartigan's
+    # moves and the final mapping all run (the arrays writable and C-ordered, as read_image's)
+    quantize(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), 8)
+
+
+__all__ = ["Quantized", "apply_palette", "fit", "quantize", "quantize_to_quality", "remap",
+           "warm_up"]
