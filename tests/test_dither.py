@@ -10,7 +10,7 @@ from skimage.filters import gaussian
 import kmq
 from kmq._kernels import dither as _kd
 from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
-from kmq.dither import diffuse, dither, flatness, floyd_steinberg
+from kmq.dither import diffuse, dither, dither_srgb_from_nearest, flatness, floyd_steinberg
 from kmq.remapping import nearest
 from naive_dither import adaptive as naive_adaptive
 from naive_dither import flatness as naive_flatness
@@ -332,3 +332,25 @@ def test_bad_arguments_say_what_was_expected():
         floyd_steinberg(img, pal, bounds=[0, 255])
     with pytest.raises(ValueError, match="color space"):
         dither(np.zeros((2, 2, 3), np.uint8), pal.astype(np.uint8), space="hsv")
+
+
+@pytest.mark.parametrize("k", [16, 64, 256])
+def test_quantize_dithers_as_dither_does_on_its_palette(coffee, k):
+    # in sRGB quantize hands dithering the nearest colors it already has (its first pass):
+    # the indices must be the same, ties (to the lower index of the ordered palette) included
+    photo = np.ascontiguousarray(coffee[:200, :300])
+    for strength in (0.5, 1.0):
+        q = kmq.quantize(photo, k, dither=strength)
+        np.testing.assert_array_equal(q.indices, dither(photo, q.palette, strength=strength))
+        assert q.mse == pytest.approx(np.mean((q.to_rgb().astype(float) - photo) ** 2))
+
+
+def test_dither_from_nearest_equals_dither_on_a_photo(small_photo):
+    palette = kmq.quantize(small_photo, 12).palette
+    d2 = ((small_photo[:, :, None, :].astype(float) - palette) ** 2).sum(axis=3)
+    near = d2.argmin(axis=2)  # the first of equals: the lower index
+    for strength in (0.0, 0.3, 1.0):
+        np.testing.assert_array_equal(
+            dither_srgb_from_nearest(small_photo, palette, near, float(d2.min(axis=2).sum()),
+                                     strength=strength),
+            dither(small_photo, palette, strength=strength))

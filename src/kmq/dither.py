@@ -248,8 +248,55 @@ def diffuse(points, palette, *, strength: float = 1.0, method: str = "adaptive",
         opaque = mask == 0
         diff = np.clip(pts, lo, hi)[opaque] - pal[out[opaque]]
         mse = float(np.mean(np.sum(diff * diff, axis=1))) if len(diff) else 0.0
-        level = (s * BASE_LEVEL) * flatness(out) ** FLAT_POWER
-        kernel(pts, pal, order, level, lo, hi, DAMP_THRESHOLD * mse, DAMP, mask, clear, out)
+        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, s, mse, out)
+    return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
+
+
+def _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, strength: float,
+                   nearest_mse: float, out: np.ndarray) -> None:
+    """The adaptive method's dithering pass: ``out`` holds each pixel's nearest entry on entry
+    (their mean squared error, summed over channels, is ``nearest_mse``) and the dithered
+    indices on return."""
+    level = (strength * BASE_LEVEL) * flatness(out) ** FLAT_POWER
+    kernel(pts, pal, order, level, lo, hi, DAMP_THRESHOLD * nearest_mse, DAMP, mask, clear, out)
+
+
+def dither_srgb_from_nearest(rgb: np.ndarray, palette: np.ndarray, nearest: np.ndarray,
+                             sse: float, *, strength: float) -> np.ndarray:
+    """``dither(rgb, palette, strength=strength)`` (sRGB, adaptive) for a caller that already
+    has each pixel's nearest entry: the same indices, without the first of its two passes.
+
+    ``rgb`` is an (H, W, 3) uint8 image, ``palette`` (K, 3) uint8, ``nearest`` the (H, W)
+    index of each pixel's exactly nearest entry (ties to the lower index; e.g. what
+    :func:`kmq.quantize` gives without dithering) and ``sse`` their squared error summed over
+    pixels and channels. In sRGB the points are the 8-bit values themselves, which clipping to
+    0..255 leaves alone, so that map is exactly what the first pass would compute, and ``sse``,
+    a sum of integers, is exact: the result is bit for bit :func:`dither`'s (a test checks it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.dither import dither, dither_srgb_from_nearest
+    >>> rng = np.random.default_rng(0)
+    >>> rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    >>> pal = np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255]], np.uint8)
+    >>> d2 = ((rgb[:, :, None, :].astype(float) - pal) ** 2).sum(axis=3)
+    >>> near = d2.argmin(axis=2)
+    >>> fast = dither_srgb_from_nearest(rgb, pal, near, float(d2.min(axis=2).sum()),
+    ...                                 strength=1.0)
+    >>> bool(np.array_equal(fast, dither(rgb, pal, strength=1.0)))
+    True
+    """
+    s = _check_strength(strength)
+    pts = np.ascontiguousarray(rgb, dtype=np.float64)
+    pal = np.ascontiguousarray(palette, dtype=np.float64)
+    height, width = pts.shape[:2]
+    out = np.array(nearest, np.int32, order="C")  # a copy: the kernel writes into it
+    if s > 0.0:
+        kernel, order, lo, hi = _kernel_args(pts, pal, colorspace.gamut_bounds("srgb"))
+        mask = np.zeros((height, width), np.uint8)
+        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, s, sse / (height * width),
+                       out)
     return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
 
 
@@ -329,5 +376,5 @@ def dither(image, palette, *, space: str = "srgb", strength: float = 1.0,
                    strength=strength, method=method, bounds=colorspace.gamut_bounds(space))
 
 
-__all__ = ["CHANNELS", "MAX_COLORS", "METHODS", "diffuse", "dither", "flatness",
-           "floyd_steinberg"]
+__all__ = ["CHANNELS", "MAX_COLORS", "METHODS", "diffuse", "dither", "dither_srgb_from_nearest",
+           "flatness", "floyd_steinberg"]

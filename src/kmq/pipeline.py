@@ -310,10 +310,20 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
     """Index every pixel (one lookup per pixel, or dithering) and wrap up the result."""
     if dither > 0:
         from kmq.dither import dither as error_diffusion
+        from kmq.dither import dither_srgb_from_nearest
         from kmq.metrics import mse_indexed
 
-        indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
-                                  max_pixels=max_pixels)
+        if color_space == "srgb":  # the nearest colors are known: dithering's first pass
+            # ties went to the lower index before the palette was ordered by use; dithering
+            # breaks them in this order (a search from the labels: few colors move)
+            pal64 = pal.astype(np.float64)
+            labels = nearest(hist.points, pal64, labels)
+            sse = float(_kk.weighted_sse(hist.points, hist.weights, pal64, labels))
+            indices = dither_srgb_from_nearest(rgb, pal, gather(rgb, hist, labels, len(pal)),
+                                               sse, strength=dither)
+        else:
+            indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
+                                      max_pixels=max_pixels)
         counts = np.bincount(indices.ravel(), minlength=len(pal)).astype(np.int64)
         mse = mse_indexed(rgb, pal, indices)
     else:
