@@ -263,6 +263,19 @@ def _rank(dj, j, best, best2, runner, runner2, third2):
     return best, best2, runner, runner2, third2
 
 
+@jit(inline="always")
+def _nearer_of(points, i, centers, a, u2, s):
+    """Point ``i``'s own center ``a`` (at squared distance ``u2``) and center ``s`` ranked:
+    (nearest, its squared distance, the other or -1 when ``s == a``, its squared distance);
+    a tie goes to the lower index."""
+    if s == a:
+        return a, u2, -1, np.inf
+    ds2 = _d2(points, i, centers, s)
+    if ds2 < u2 or (ds2 == u2 and s < a):
+        return s, ds2, a, u2
+    return a, u2, s, ds2
+
+
 #: How far beyond twice its own distance a full search in :func:`assign_tracked` looks, in units
 #: of the half distance from its center to the nearest other one: centers found in that margin
 #: are ruled out with room to spare, so the point's bounds survive a few iterations of drift.
@@ -345,25 +358,13 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
             lower_second[i] = u
             changed += 1
             continue
+        # a and s ranked: both searches below start from the nearer of them
+        b, b2, r, r2 = _nearer_of(points, i, centers, a, u2, s)
         if jump_order.shape[1] > 0:
             # a, s and the jumped centers near the nearer of them; every other center is at
             # least ``kept`` away
-            best = a
-            best2 = u2
-            runner = -1
-            runner2 = np.inf
+            best, best2, runner, runner2 = b, b2, r, r2
             third2 = np.inf
-            if s != a:
-                ds2 = _d2(points, i, centers, s)
-                if ds2 < best2 or (ds2 == best2 and s < best):
-                    runner = a
-                    runner2 = u2
-                    best = s
-                    best2 = ds2
-                else:
-                    runner = s
-                    runner2 = ds2
-            b = best
             db = np.sqrt(best2)
             lim = 2.0 * db + SCAN_MARGIN * half_min[b]
             limit2 = lim * lim
@@ -394,21 +395,7 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
                 continue
         # the full search, around the nearer of a and s: a point whose center jumped away
         # (a swap's donor) is far from it, and a scan around it would reach most centers
-        best = a
-        best2 = u2
-        runner = -1
-        runner2 = np.inf
-        if s != a:
-            ds2 = _d2(points, i, centers, s)
-            if ds2 < best2 or (ds2 == best2 and s < best):
-                runner = a
-                runner2 = u2
-                best = s
-                best2 = ds2
-            else:
-                runner = s
-                runner2 = ds2
-        b = best
+        best, best2, runner, runner2 = b, b2, r, r2
         db = np.sqrt(best2)
         lim = 2.0 * db + SCAN_MARGIN * half_min[b]
         limit2 = lim * lim
