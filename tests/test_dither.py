@@ -345,6 +345,17 @@ def test_quantize_dithers_as_dither_does_on_its_palette(coffee, k):
         assert q.mse == pytest.approx(np.mean((q.to_rgb().astype(float) - photo) ** 2))
 
 
+def test_dither_from_nearest_says_what_it_expected(small_photo):
+    pal = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+    near = np.zeros(small_photo.shape[:2], int)
+    for bad, match in (((small_photo.astype(float), pal, near), "uint8 image"),
+                       ((small_photo, pal, near[:-1]), "indices of shape"),
+                       ((small_photo, pal, near + 2), r"indices in 0\.\.1"),
+                       ((small_photo, pal[:, :2], near), "palette of shape")):
+        with pytest.raises(ValueError, match=match):
+            dither_srgb_from_nearest(*bad, 0.0, strength=1.0)
+
+
 def test_dither_from_nearest_equals_dither_on_a_photo(small_photo):
     palette = kmq.quantize(small_photo, 12).palette
     d2 = ((small_photo[:, :, None, :].astype(float) - palette) ** 2).sum(axis=3)

@@ -288,10 +288,21 @@ def dither_srgb_from_nearest(rgb: np.ndarray, palette: np.ndarray, nearest: np.n
     True
     """
     s = _check_strength(strength)
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        raise ValueError(f"expected rgb, a non-empty (H, W, 3) uint8 image; got {rgb.dtype} "
+                         f"of shape {rgb.shape}")
+    pal = check_palette(palette).astype(np.float64)
+    near = np.asarray(nearest)
+    if near.shape != rgb.shape[:2] or not np.issubdtype(near.dtype, np.integer):
+        raise ValueError(f"expected nearest, integer indices of shape {rgb.shape[:2]}; got "
+                         f"{near.dtype} of shape {near.shape}")
+    if near.min() < 0 or near.max() >= len(pal):
+        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
+                         f"{near.min()}..{near.max()}")
     pts = np.ascontiguousarray(rgb, dtype=np.float64)
-    pal = np.ascontiguousarray(palette, dtype=np.float64)
     height, width = pts.shape[:2]
-    out = np.array(nearest, np.int32, order="C")  # a copy: the kernel writes into it
+    out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
     if s > 0.0:
         kernel, order, lo, hi = _kernel_args(pts, pal, colorspace.gamut_bounds("srgb"))
         mask = np.zeros((height, width), np.uint8)
