@@ -398,3 +398,31 @@ def test_near_drift_matches_reference(count):
     ref_most, ref_beyond = near_drift(centers, drift, count)
     np.testing.assert_array_equal(most, ref_most)
     np.testing.assert_allclose(beyond, ref_beyond, rtol=1e-12)
+
+
+def test_integral_points_are_told_apart():
+    pts, w = np.array([[0, 255, 7.0], [3, 4, 5]]), np.array([2.0, 1.0])
+    assert _k.all_integral(pts, w)
+    assert not _k.all_integral(pts + np.array([0, 0, 0.5]), w)
+    assert not _k.all_integral(pts, w + 0.25)
+    assert not _k.all_integral(pts, np.array([2.0 ** 52, 1.0]))  # sums past 2**53: inexact
+
+
+def test_lloyd_sums_by_moved_points_give_the_same_run(coffee, monkeypatch):
+    # the exact histogram of a photo (integer colors and counts, over PARALLEL_MIN_POINTS
+    # colors): its sums follow the moved colors alone; the run must be the one full sums give
+    from kmq import kmeans as km
+
+    h = histogram(np.ascontiguousarray(np.concatenate([coffee, coffee[:, ::-1] // 2 + 7])))
+    points, weights = h.colors.astype(np.float64), h.counts.astype(np.float64)
+    assert len(points) >= km.PARALLEL_MIN_POINTS and _k.all_integral(points, weights)
+    init = points[np.random.default_rng(5).choice(len(points), 48, replace=False)]
+    runs = {}
+    for incremental in (True, False):
+        monkeypatch.setattr(km._k, "all_integral", lambda p, w, on=incremental: on)
+        runs[incremental] = kmeans(points, weights, init.copy(), tol=1e-6)
+    a, b = runs[True], runs[False]
+    assert a.n_iter == b.n_iter > 5
+    assert a.objective == b.objective
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)

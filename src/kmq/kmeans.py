@@ -203,6 +203,9 @@ def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, 
     serial = (not parallel or n < PARALLEL_MIN_POINTS) and threads > 1
     jump_order, jump_d2 = ((np.empty((k, 0), np.int32), np.empty((k, 0)))
                            if jumps is None else jumps)
+    # on large integer point sets (the exact sRGB histogram) the sums follow the moved points
+    # alone, exactly: a pass over the labels instead of the points (smaller ones are in cache)
+    incremental = n >= PARALLEL_MIN_POINTS and bool(_k.all_integral(points, weights))
     while True:
         if serial:
             numba.set_num_threads(1)
@@ -211,7 +214,7 @@ def _lloyd(points, weights, centers, labels, bounds, drift, far, state, *, tol, 
                                               lower_second, lower_rest, drift, far, jump_order,
                                               jump_d2, order, state, sums, totals, steps,
                                               max_iter, tol, total_sq, give_up_above,
-                                              GIVE_UP_FACTOR)
+                                              GIVE_UP_FACTOR, incremental)
             if jump_order.shape[1]:  # the jumps concern the first iteration only
                 jump_order, jump_d2 = jump_order[:, :0].copy(), jump_d2[:, :0].copy()
         finally:

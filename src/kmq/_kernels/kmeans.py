@@ -432,6 +432,43 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
 
 
 @jit
+def _move_sums(points, weights, labels, previous, sums, totals):
+    """Take the points whose label changed since ``previous`` out of their old cluster's sums
+    and into their new one's; ``previous`` becomes ``labels``."""
+    for i in range(labels.shape[0]):
+        b = labels[i]
+        a = previous[i]
+        if a != b:
+            w = weights[i]
+            for c in range(3):
+                sums[a, c] -= w * points[i, c]
+                sums[b, c] += w * points[i, c]
+            totals[a] -= w
+            totals[b] += w
+            previous[i] = b
+
+
+@jit
+def all_integral(points, weights):
+    """Whether every coordinate and weight is a whole number and the sums stay below 2**53, so
+    that float64 sums of ``weight * coordinate`` are exact whatever their order (8-bit sRGB
+    colors and pixel counts: the exact histogram in sRGB)."""
+    total = 0.0
+    largest = 0.0
+    for i in range(points.shape[0]):
+        w = weights[i]
+        if w != np.floor(w):
+            return False
+        total += abs(w)
+        for c in range(3):
+            x = points[i, c]
+            if x != np.floor(x):
+                return False
+            largest = max(largest, abs(x))
+    return total * max(largest, 1.0) < 2.0 ** 53
+
+
+@jit
 def accumulate(points, weights, labels, k):
     """Per-cluster weighted sums of the points and of the weights (serial, fixed order)."""
     sums = np.zeros((k, 3), np.float64)
@@ -838,8 +875,13 @@ PAUSED, CONVERGED, GAVE_UP, MAX_ITER, EMPTY = 0, 1, 2, 3, 4
 @jit
 def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, lower_rest, drift,
                 far, jump_order, jump_d2, order, state, sums, totals, steps, max_iter, tol,
-                total_sq, give_up_above, give_up_factor):
+                total_sq, give_up_above, give_up_factor, incremental):
     """Up to ``steps`` Lloyd iterations in one call (see :func:`kmq.kmeans.kmeans`).
+
+    With ``incremental`` (only for integer points and weights, see :func:`all_integral`: the
+    sums are then exact in any order) the cluster sums are recomputed in the first iteration
+    only, and after that changed by the points that moved, a pass over the labels instead of
+    over the points.
 
     ``centers``, ``labels``, the bounds (see :func:`assign_tracked`), ``drift``, ``order`` and
     ``state`` = [iterations done, previous objective, largest drift, second largest drift,
@@ -852,6 +894,8 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
     k = centers.shape[0]
     changed = 0
     ranked = np.empty((k, k), np.float64)
+    previous_labels = np.empty(labels.shape[0] if incremental else 0, np.int32)
+    summed = False  # sums/totals hold the current labels' sums (incremental only)
     for _ in range(steps):
         if state[0] >= max_iter:
             return MAX_ITER, changed
@@ -867,9 +911,16 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
             far[:] = np.inf
             jump_order = jump_order[:, :0]
             jump_d2 = jump_d2[:, :0]
-        s, t = accumulate(points, weights, labels, k)
-        sums[:] = s
-        totals[:] = t
+        if summed:
+            if changed:
+                _move_sums(points, weights, labels, previous_labels, sums, totals)
+        else:
+            s, t = accumulate(points, weights, labels, k)
+            sums[:] = s
+            totals[:] = t
+            if incremental:
+                previous_labels[:] = labels
+                summed = True
         for j in range(k):
             if totals[j] == 0:
                 return EMPTY, changed
