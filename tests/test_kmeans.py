@@ -223,10 +223,13 @@ def test_center_geometry_repairs_nearly_sorted_rows_and_reorders_scrambled_ones(
     order = _k.new_order(centers)
     moved = centers + rng.normal(0, 2.0, centers.shape)  # a little: insertion sort
     moved[:8] = rng.random((8, 3)) * 255  # far: whole rows re-sorted
+    start = order.copy()
     cc2, _ = _k.center_geometry(moved, order)
     for a in range(len(moved)):
         assert np.all(np.diff(cc2[a, order[a]]) >= 0)
         assert sorted(order[a].tolist()) == list(range(len(moved)))
+    # its sorted distances come out of both ways of sorting a row
+    ranked(moved, start)
 
 
 def test_grid_labels_match_reference(photo_points):
@@ -302,9 +305,8 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
         cc2, half = _k.center_geometry(centers, order)
         if step == 0:
             drift = np.zeros(k)
-        _k.assign_tracked(points, centers, ranked(cc2, order), order, half, labels, upper,
-                          second,
-                          lower_second, lower_rest, drift, float(drift.max()),
+        _k.assign_tracked(points, centers, ranked(centers, order.copy()), order, half, labels,
+                          upper, second, lower_second, lower_rest, drift, float(drift.max()),
                           float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far,
                           *_k.near_drift(order, cc2, drift, 5), *no_jumps)
         np.testing.assert_array_equal(labels, nearest(points, centers))
@@ -324,17 +326,23 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     jumps = _k.jump_lists(moved, jumped)
     for lists in (no_jumps, jumps):  # with the jump lists: the same, by a shorter search
         state = [b.copy() for b in (labels, upper, second, lower_second, lower_rest)]
-        _k.assign_tracked(points, moved, ranked(cc2, order), order, half, *state, drift, 0.0,
-                          0.0, 0,
+        _k.assign_tracked(points, moved, ranked(moved, order.copy()), order, half, *state, drift,
+                          0.0, 0.0, 0,
                           far.copy(), *_k.near_drift(order, cc2, drift, 5), *lists)
         np.testing.assert_array_equal(state[0], nearest(points, moved))
         _check_tracked_bounds(points, moved, *state)
 
 
-def ranked(cc2, order):
-    """The kernel's ranked center distances, checked against NumPy's take_along_axis."""
+def ranked(centers, order):
+    """ranked_geometry's by-product, checked against NumPy's take_along_axis of its own
+    distances and against center_geometry (the same table, half distances and order)."""
+    plain = order.copy()
+    cc2, half = _k.center_geometry(centers, plain)
     out = np.empty_like(cc2)
-    _k.ranked_distances(cc2, order, out)
+    cc2_r, half_r = _k.ranked_geometry(centers, order, out)
+    np.testing.assert_array_equal(cc2_r, cc2)
+    np.testing.assert_array_equal(half_r, half)
+    np.testing.assert_array_equal(order, plain)
     np.testing.assert_array_equal(out, np.take_along_axis(cc2, order.astype(np.intp), axis=1))
     return out
 

@@ -316,9 +316,9 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
         if color_space == "srgb":  # the nearest colors are known: dithering's first pass
             # ties went to the lower index before the palette was ordered by use; dithering
             # breaks them in this order (a search from the labels: few colors move)
-            pal64 = pal.astype(np.float64)
-            labels = nearest(hist.points, pal64, labels)
-            sse = float(_kk.weighted_sse(hist.points, hist.weights, pal64, labels))
+            points, pal64 = hist.points, pal.astype(np.float64)  # (points: made per access)
+            labels = nearest(points, pal64, labels)
+            sse = float(_kk.weighted_sse(points, hist.weights, pal64, labels))
             indices = dither_srgb_from_nearest(rgb, pal, gather(rgb, hist, labels, len(pal)),
                                                sse, strength=dither)
         else:
