@@ -94,11 +94,11 @@ class Quantized:
 
     def to_array(self) -> np.ndarray:
         """The quantized image as an (H, W, 3) or, with alpha, (H, W, 4) uint8 array."""
-        return self.palette[self.indices]
+        return np.take(self.palette, self.indices, axis=0)
 
     def to_rgb(self) -> np.ndarray:
         """The quantized image's colors as an (H, W, 3) uint8 array (alpha left out)."""
-        return self.palette[:, :3][self.indices]
+        return np.take(self.palette[:, :3], self.indices, axis=0)
 
     def to_image(self) -> Image.Image:
         """The quantized image as a Pillow palette (mode ``P``) image (K <= 256); an RGBA

@@ -133,11 +133,11 @@ class Decoded:
 
     def to_rgb(self) -> np.ndarray:
         """The image's colors as an (H, W, 3) uint8 array (alpha left out)."""
-        return self.palette[:, :3][self.indices]
+        return np.take(self.palette[:, :3], self.indices, axis=0)
 
     def to_array(self) -> np.ndarray:
         """The image as an (H, W, 3) or, for RGBA, (H, W, 4) uint8 array."""
-        return self.palette[self.indices]
+        return np.take(self.palette, self.indices, axis=0)
 
 
 # --- encoding ------------------------------------------------------------------------------------
