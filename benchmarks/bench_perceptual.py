@@ -6,12 +6,17 @@ error diffusion at strength 1, libimagequant's at level 1), and prints PSNR, SSI
 (scikit-image, 8-bit, channel_axis=2), mean CIEDE2000 (scikit-image, on CIELAB of the sRGB
 images), a low-pass CIEDE2000 (both images blurred by a Gaussian of sigma 1.5 px in linear
 light first: the error seen from a distance, which dithering is meant to lower) and the
-quantize+remap time, then per K and dithering the medians and, for each kmq mode, on how many
-images it beats libimagequant on both SSIM and CIEDE2000.
+time to the palette and indices (what both libraries return: the lookup of each pixel's color
+for the metrics is timed for neither), then per K and dithering the medians and, for each kmq
+mode, on how many images it beats libimagequant on both SSIM and CIEDE2000.
 
     python benchmarks/bench_perceptual.py --markdown            # the 12 CQ100 photos
     python benchmarks/bench_perceptual.py --quick               # 3 of them
     python benchmarks/bench_perceptual.py --dither-only --spaces srgb,oklab --per-image
+    # out of sample: images not used to choose wsrgb's weights (scikit-image's own photos and
+    # the 1920x1280 Unsplash ones)
+    python benchmarks/bench_perceptual.py ../shared/images/unsplash --max-mp 3 \
+        --skimage coffee,chelsea,rocket,immunohistochemistry,hubble_deep_field,colorwheel
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -28,7 +32,15 @@ from skimage.filters import gaussian
 from skimage.metrics import structural_similarity
 
 import kmq
-from _common import DEFAULT_IMAGES, find_images, kmq_source_digest, machine, read_rgb, table
+from _common import (
+    DEFAULT_IMAGES,
+    find_images,
+    kmq_source_digest,
+    machine,
+    megapixels,
+    read_rgb,
+    table,
+)
 from kmq.colorspace import check_space, linear_to_srgb, to_working
 
 SPACES = ("srgb", "linear", "oklab")
@@ -56,7 +68,8 @@ def measure(rgb: np.ndarray, out: np.ndarray) -> tuple[float, float, float, floa
 def run_kmq(rgb, k, space, dither):
     t = time.perf_counter()
     q = kmq.quantize(rgb, k, color_space=space, dither=dither)
-    return q.to_rgb(), time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    return q.to_rgb(), seconds
 
 
 def run_imagequant(rgb, k, dither):
@@ -73,9 +86,36 @@ def run_imagequant(rgb, k, dither):
     return pal[np.frombuffer(out, np.uint8).reshape(h, w)], seconds
 
 
+def _images(args, ap) -> list[tuple[str, object]]:
+    """(name, loader of the RGB array) of every image the options ask for."""
+    folders = args.images or ([] if args.skimage else [str(DEFAULT_IMAGES / "cq100")])
+    paths = [p for folder in folders for p in find_images(folder)
+             if args.max_mp is None or megapixels(p) <= args.max_mp]
+    images = [(p.name, lambda p=p: read_rgb(p)) for p in paths]
+    import skimage.data
+
+    for name in filter(None, args.skimage.split(",")):
+        load = getattr(skimage.data, name, None)
+        if load is None or not callable(load):
+            ap.error(f"scikit-image has no sample image {name!r}")
+        shape = load().shape
+        if len(shape) != 3 or shape[2] != 3:
+            ap.error(f"scikit-image's {name!r} is not an RGB image (shape {shape})")
+        images.append((f"skimage:{name}", load))
+    if not images:
+        ap.error("no images")
+    return images[:3 if args.quick else None]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("images", nargs="?", default=str(DEFAULT_IMAGES / "cq100"))
+    ap.add_argument("images", nargs="*",
+                    help=f"image folders (default: {DEFAULT_IMAGES / 'cq100'}, unless --skimage)")
+    ap.add_argument("--skimage", default="",
+                    help="also these images bundled with scikit-image, comma-separated "
+                         "names of skimage.data (RGB ones: coffee, chelsea, rocket...)")
+    ap.add_argument("--max-mp", type=float, default=None,
+                    help="skip images of more megapixels than this")
     ap.add_argument("--k", default="16,64,256")
     ap.add_argument("--quick", action="store_true", help="only 3 images")
     ap.add_argument("--markdown", action="store_true")
@@ -92,8 +132,8 @@ def main() -> None:
     if args.dither_only and args.no_dither_only:
         ap.error("--dither-only and --no-dither-only exclude each other")
     dithers = (1.0,) if args.dither_only else (0.0,) if args.no_dither_only else (0.0, 1.0)
-    paths = find_images(args.images)[:3 if args.quick else None]
-    print(f"# bench_perceptual: {len(paths)} images, K = {ks}; {machine()}; "
+    images = _images(args, ap)
+    print(f"# bench_perceptual: {len(images)} images, K = {ks}; {machine()}; "
           f"kmq sources {kmq_source_digest()}")
     # compile (or load) every kernel before the first timed run: ~100k distinct colors take the
     # coarse-cell path too, in every space, with and without dithering
@@ -104,15 +144,15 @@ def main() -> None:
         for dither in dithers:
             kmq.quantize(warm, 256, color_space=space, dither=dither)
     results = defaultdict(list)  # (k, dither, method) -> [(image, psnr, ssim, de, de_low, s)]
-    for path in paths:
-        rgb = read_rgb(Path(path))
+    for name, load in images:
+        rgb = load()
         for k in ks:
             for dither in dithers:
                 runs = {f"kmq {s}": run_kmq(rgb, k, s, dither) for s in spaces}
                 runs["imagequant"] = run_imagequant(rgb, k, dither)
                 for method, (out, seconds) in runs.items():
-                    results[(k, dither, method)].append((path.name, *measure(rgb, out), seconds))
-        print(f"{path.name} done", flush=True)
+                    results[(k, dither, method)].append((name, *measure(rgb, out), seconds))
+        print(f"{name} done", flush=True)
     methods = [f"kmq {s}" for s in spaces] + ["imagequant"]
     if args.per_image:
         rows = [[name, k, "yes" if dither else "no", method, f"{psnr:.2f}", f"{ssim:.4f}",
