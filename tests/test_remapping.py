@@ -75,3 +75,50 @@ def test_kmq_remap_stays_the_function_after_the_engine_is_imported(small_photo):
     import kmq.pipeline  # importing a submodule once shadowed kmq.remap
 
     assert callable(kmq.remap) and callable(kmq.quantize)
+
+
+def test_quantize_maps_ties_as_remap_does_on_its_palette():
+    # four 96x96 crops of scikit-image's photos (those of test_batch's shared palette): at K = 6
+    # some of their colors lie exactly halfway between two entries of the fitted palette
+    from skimage import data
+
+    crops = []
+    for i in (0, 1, 3, 6):
+        photo = (data.astronaut(), data.coffee(), data.chelsea())[i % 3]
+        y, x = (37 * i) % (photo.shape[0] - 96), (53 * i) % (photo.shape[1] - 96)
+        crops.append(photo[y:y + 96, x:x + 96])
+    image = np.ascontiguousarray(np.concatenate(crops))
+    colors = np.unique(image.reshape(-1, 3), axis=0).astype(np.float64)
+    for k in (6, 16, 64):
+        q = kmq.quantize(image, k)
+        np.testing.assert_array_equal(q.indices, kmq.remap(image, q.palette))
+        np.testing.assert_array_equal(q.counts, np.bincount(q.indices.ravel(), minlength=k))
+        if k == 6:  # the case has ties, or this test would not test them
+            d = np.sort(((colors[:, None] - q.palette[None].astype(np.float64)) ** 2).sum(2), 1)
+            assert np.any(d[:, 0] == d[:, 1])
+
+
+def test_nearest_leaves_bounds_that_hold_and_settle_all_but_ties(small_photo):
+    rng = np.random.default_rng(7)
+    palette = rng.integers(0, 256, (48, 3)).astype(np.float64)
+    palette[1] = palette[0] + [2, 0, 0]  # colors halfway between these two are ties
+    colors = np.unique(small_photo.reshape(-1, 3), axis=0).astype(np.float64)
+    colors = np.concatenate([colors, palette[0] + [[1, 0, 0], [1, 5, 3]]])
+    d = np.sqrt(((colors[:, None] - palette[None]) ** 2).sum(axis=2))
+    for upper, lower in ((np.full(len(colors), np.inf), np.full(len(colors), -1.0)),
+                         (d[:, 0] + 1.0, np.zeros(len(colors)))):
+        labels = nearest(colors, palette, np.zeros(len(colors), np.int32), upper=upper,
+                         lower=lower)
+        np.testing.assert_array_equal(labels, naive_nearest(colors, palette))
+        own = d[np.arange(len(colors)), labels]
+        others = d.copy()
+        others[np.arange(len(colors)), labels] = np.inf
+        assert np.all(upper >= own - 1e-9) and np.all(lower <= others.min(axis=1) + 1e-9)
+        tie = np.isclose(own, others.min(axis=1), rtol=0, atol=1e-12)
+        assert tie.sum() >= 2 and np.all(~(upper < lower) | ~tie)
+        # the points not at a tie are settled: a second call with the palette reversed searches
+        # only the ties, and gives the brute force's answer for that order
+        flipped = palette[::-1].copy()
+        again = nearest(colors, flipped, (len(palette) - 1 - labels).astype(np.int32),
+                        upper=upper, lower=lower)
+        np.testing.assert_array_equal(again, naive_nearest(colors, flipped))

@@ -21,6 +21,14 @@ def merge_duplicates(palette: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return palette[keep], mapping[labels]
 
 
+def use_order(palette: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The entries by pixel count ``counts``, descending (ties by color), unused ones last: the
+    order :func:`order_by_use` gives the used ones."""
+    p = palette.astype(np.int64)
+    key = (p[:, 0] << 16) | (p[:, 1] << 8) | p[:, 2]
+    return np.lexsort((key, -counts))
+
+
 def order_by_use(palette: np.ndarray, labels: np.ndarray,
                  weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Drop entries no color uses and sort the rest by pixel count, descending (ties by color).
@@ -28,10 +36,8 @@ def order_by_use(palette: np.ndarray, labels: np.ndarray,
     Returns the new palette, the renumbered labels and each entry's pixel count.
     """
     counts = np.bincount(labels, weights=weights, minlength=len(palette))
-    used = np.flatnonzero(counts > 0)
-    p = palette[used].astype(np.int64)
-    key = (p[:, 0] << 16) | (p[:, 1] << 8) | p[:, 2]
-    order = used[np.lexsort((key, -counts[used]))]
+    order = use_order(palette, counts)
+    order = order[counts[order] > 0]
     renumber = np.full(len(palette), -1, np.int32)
     renumber[order] = np.arange(len(order), dtype=np.int32)
     return palette[order], renumber[labels], counts[order].astype(np.int64)

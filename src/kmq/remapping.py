@@ -30,7 +30,10 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
         With ``guess``: bounds on each point's distance to its guessed entry (from above) and to
         every other entry (from below). A point whose ``upper`` is below its ``lower`` keeps its
         guess without a search (no other entry can be as near: no tie either). Used as scratch
-        space: overwritten (so that a large point set needs no copies).
+        space: overwritten (so that a large point set needs no copies), and left as such bounds
+        for the answer: a point then searched has ``upper`` its distance to its entry and
+        ``lower`` at most that to any other, so a call with them again (the palette reordered,
+        say) searches only the points at a tie.
 
     Examples
     --------
