@@ -96,6 +96,9 @@ def test_quantize_maps_ties_as_remap_does_on_its_palette():
         if k == 6:  # the case has ties, or this test would not test them
             d = np.sort(((colors[:, None] - q.palette[None].astype(np.float64)) ** 2).sum(2), 1)
             assert np.any(d[:, 0] == d[:, 1])
+    for space in ("wsrgb", "oklab"):  # the nearest entries in the working space
+        q = kmq.quantize(image, 16, color_space=space)
+        np.testing.assert_array_equal(q.indices, kmq.remap(image, q.palette, color_space=space))
 
 
 def test_nearest_leaves_bounds_that_hold_and_settle_all_but_ties(small_photo):

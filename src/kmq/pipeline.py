@@ -68,6 +68,9 @@ class Quantized:
         sRGB colors, most used first; RGBA palettes list their translucent entries first, and
         all fully transparent pixels share one entry, (0, 0, 0, 0).
     indices : ndarray of uint8 (K <= 256) or uint16, shape (H, W)
+        Each pixel's palette entry. Without dithering, an opaque image's are its exactly nearest
+        entries in the working color space, ties to the lower index: what
+        ``kmq.remap(image, palette, color_space=...)`` gives.
     counts : ndarray of int64, shape (K,)
         Pixels per palette entry.
     mse : float
