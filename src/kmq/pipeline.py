@@ -330,7 +330,7 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
     return pal, labels, counts, float(sse) / (3.0 * hist.n_pixels), n_iter, converged
 
 
-#: At most this many searches of the colors at a tie (see :func:`_break_ties_by_use`).
+#: At most this many rounds for the colors at a tie (see :func:`_break_ties_by_use`).
 _TIE_ROUNDS = 4
 #: Colors at a tie measured at a time (their distances to every entry: 2 MB at K = 256).
 _TIE_CHUNK = 1024
