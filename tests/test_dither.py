@@ -334,15 +334,38 @@ def test_bad_arguments_say_what_was_expected():
         dither(np.zeros((2, 2, 3), np.uint8), pal.astype(np.uint8), space="hsv")
 
 
+@pytest.mark.parametrize("space", ["srgb", "wsrgb", "linear"])
 @pytest.mark.parametrize("k", [16, 64, 256])
-def test_quantize_dithers_as_dither_does_on_its_palette(coffee, k):
-    # in sRGB quantize hands dithering the nearest colors it already has (its first pass):
-    # the indices must be the same, ties (to the lower index of the ordered palette) included
+def test_quantize_dithers_as_dither_does_on_its_palette(coffee, k, space):
+    # in these spaces quantize hands dithering the nearest colors it already has (its first
+    # pass): the indices must be the same, ties (to the lower index of the ordered palette)
+    # included
     photo = np.ascontiguousarray(coffee[:200, :300])
     for strength in (0.5, 1.0):
-        q = kmq.quantize(photo, k, dither=strength)
-        np.testing.assert_array_equal(q.indices, dither(photo, q.palette, strength=strength))
+        q = kmq.quantize(photo, k, color_space=space, dither=strength)
+        np.testing.assert_array_equal(q.indices,
+                                      dither(photo, q.palette, space=space, strength=strength))
         assert q.mse == pytest.approx(np.mean((q.to_rgb().astype(float) - photo) ** 2))
+
+
+def test_diffuse_from_nearest_equals_diffuse_and_says_what_it_expected(small_photo):
+    from kmq.colorspace import gamut_bounds, to_working
+    from kmq.dither import diffuse_from_nearest
+
+    bounds = gamut_bounds("linear")
+    pts = to_working(small_photo, "linear")
+    pal = to_working(kmq.quantize(small_photo, 12).palette, "linear")
+    near = diffuse(pts, pal, strength=0.0, bounds=bounds)
+    for strength in (0.0, 0.4, 1.0):
+        np.testing.assert_array_equal(
+            diffuse_from_nearest(pts, pal, near, strength=strength, bounds=bounds),
+            diffuse(pts, pal, strength=strength, bounds=bounds))
+    for args, match in (((pts, pal, near[1:]), "shape"), ((pts, pal, near + 12), "in 0..11"),
+                        ((pts, pal, near.astype(float)), "integer indices"),
+                        ((np.zeros((2, 2, 4)), np.zeros((2, 4)), np.zeros((2, 2), int)),
+                         "3 channels")):
+        with pytest.raises(ValueError, match=match):
+            diffuse_from_nearest(*args)
 
 
 def test_dither_from_nearest_says_what_it_expected(small_photo):

@@ -245,10 +245,65 @@ def diffuse(points, palette, *, strength: float = 1.0, method: str = "adaptive",
         # the nearest colors first (level 0: no error reaches any pixel)
         kernel(pts, pal, order, np.zeros((height, width)), lo, hi, np.inf, 1.0, mask, clear,
                out)
-        opaque = mask == 0
-        diff = np.clip(pts, lo, hi)[opaque] - pal[out[opaque]]
-        mse = float(np.mean(np.sum(diff * diff, axis=1))) if len(diff) else 0.0
+        mse = _nearest_mse(pts, pal, lo, hi, mask, out)
         _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, s, mse, out)
+    return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
+
+
+def _nearest_mse(pts, pal, lo, hi, mask, out) -> float:
+    """Mean squared error (summed over channels) of the opaque pixels' (clipped) values against
+    their entries ``out``."""
+    opaque = mask == 0
+    diff = np.clip(pts, lo, hi)[opaque] - pal[out[opaque]]
+    return float(np.mean(np.sum(diff * diff, axis=1))) if len(diff) else 0.0
+
+
+def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0,
+                         bounds=None) -> np.ndarray:
+    """:func:`diffuse` (adaptive, opaque) for a caller that already has each pixel's nearest
+    entry: the same indices, without the first of its two passes.
+
+    ``points`` (H, W, 3) and ``palette`` (K, 3) are in one working space, ``bounds`` as for
+    :func:`diffuse`, and ``nearest`` (H, W) the index of the exactly nearest entry to each
+    point clipped to ``bounds`` (ties to the lower index): what that pass computes. In the
+    spaces whose conversion works channel by channel ("srgb", "wsrgb", "linear"), an 8-bit
+    color's point is the same number whichever array it is converted in and lies within
+    :func:`kmq.colorspace.gamut_bounds`, so :func:`kmq.quantize`'s nearest entries of the
+    image's distinct colors are those of its pixels (a test checks the indices against
+    :func:`dither`'s).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from kmq.colorspace import gamut_bounds, to_working
+    >>> from kmq.dither import diffuse, diffuse_from_nearest
+    >>> rng = np.random.default_rng(0)
+    >>> pts = to_working(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "wsrgb")
+    >>> pal = to_working(np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255]]), "wsrgb")
+    >>> near = ((pts[:, :, None, :] - pal) ** 2).sum(axis=3).argmin(axis=2)
+    >>> fast = diffuse_from_nearest(pts, pal, near, bounds=gamut_bounds("wsrgb"))
+    >>> bool(np.array_equal(fast, diffuse(pts, pal, bounds=gamut_bounds("wsrgb"))))
+    True
+    """
+    pts = _check_points(points)
+    nch = pts.shape[2]
+    if nch != 3:
+        raise ValueError(f"expected points of 3 channels; got {nch}")
+    pal = _check_working_palette(palette, nch)
+    s = _check_strength(strength)
+    near = np.asarray(nearest)
+    if near.shape != pts.shape[:2] or not np.issubdtype(near.dtype, np.integer):
+        raise ValueError(f"expected nearest, integer indices of shape {pts.shape[:2]}; got "
+                         f"{near.dtype} of shape {near.shape}")
+    if near.min() < 0 or near.max() >= len(pal):
+        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
+                         f"{near.min()}..{near.max()}")
+    kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
+    out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
+    if s > 0.0:
+        mask = np.zeros(pts.shape[:2], np.uint8)
+        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, s,
+                       _nearest_mse(pts, pal, lo, hi, mask, out), out)
     return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
 
 
@@ -387,5 +442,6 @@ def dither(image, palette, *, space: str = "srgb", strength: float = 1.0,
                    strength=strength, method=method, bounds=colorspace.gamut_bounds(space))
 
 
-__all__ = ["CHANNELS", "MAX_COLORS", "METHODS", "diffuse", "dither", "dither_srgb_from_nearest",
+__all__ = ["CHANNELS", "MAX_COLORS", "METHODS", "diffuse", "diffuse_from_nearest", "dither",
+           "dither_srgb_from_nearest",
            "flatness", "floyd_steinberg"]

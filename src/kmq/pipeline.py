@@ -14,7 +14,7 @@ from kmq import alpha as _alpha
 from kmq import palette as _palette
 from kmq import seeding
 from kmq._kernels import kmeans as _kk
-from kmq.colorspace import check_space, from_working, to_working
+from kmq.colorspace import check_space, from_working, gamut_bounds, to_working
 from kmq.errors import CancelledError, QualityTooLowError
 from kmq.histogram import ColorHistogram, gather, histogram
 from kmq.io import DEFAULT_MAX_PIXELS, as_pixels
@@ -330,6 +330,8 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
     return pal, labels, counts, float(sse) / (3.0 * hist.n_pixels), n_iter, converged
 
 
+#: Working spaces converted channel by channel: an 8-bit color's point is the same in any array.
+_CHANNELWISE_SPACES = ("wsrgb", "linear")
 #: At most this many rounds for the colors at a tie (see :func:`_break_ties_by_use`).
 _TIE_ROUNDS = 4
 #: Colors at a tie measured at a time (their distances to every entry: 2 MB at K = 256).
@@ -384,8 +386,8 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
             max_pixels, start, k_requested) -> Quantized:
     """Index every pixel (one lookup per pixel, or dithering) and wrap up the result."""
     if dither > 0:
+        from kmq.dither import diffuse_from_nearest, dither_srgb_from_nearest
         from kmq.dither import dither as error_diffusion
-        from kmq.dither import dither_srgb_from_nearest
         from kmq.metrics import mse_indexed
 
         if color_space == "srgb":  # the nearest colors are known: dithering's first pass
@@ -394,7 +396,12 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
                                          labels))
             indices = dither_srgb_from_nearest(rgb, pal, gather(rgb, hist, labels, len(pal)),
                                                sse, strength=dither)
-        else:
+        elif color_space in _CHANNELWISE_SPACES:  # the pixels' nearest entries are known too
+            indices = diffuse_from_nearest(to_working(rgb, color_space),
+                                           to_working(pal, color_space),
+                                           gather(rgb, hist, labels, len(pal)), strength=dither,
+                                           bounds=gamut_bounds(color_space))
+        else:  # OKLab's matrix products may round a color differently in another array
             indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
                                       max_pixels=max_pixels)
         counts = np.bincount(indices.ravel(), minlength=len(pal)).astype(np.int64)
