@@ -291,20 +291,8 @@ def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0,
         raise ValueError(f"expected points of 3 channels; got {nch}")
     pal = _check_working_palette(palette, nch)
     s = _check_strength(strength)
-    near = np.asarray(nearest)
-    if near.shape != pts.shape[:2] or not np.issubdtype(near.dtype, np.integer):
-        raise ValueError(f"expected nearest, integer indices of shape {pts.shape[:2]}; got "
-                         f"{near.dtype} of shape {near.shape}")
-    if near.min() < 0 or near.max() >= len(pal):
-        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
-                         f"{near.min()}..{near.max()}")
-    kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
-    out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
-    if s > 0.0:
-        mask = np.zeros(pts.shape[:2], np.uint8)
-        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, s,
-                       _nearest_mse(pts, pal, lo, hi, mask, out), out)
-    return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
+    _check_bounds(bounds, nch)
+    return _from_nearest(pts, pal, _checked_nearest(nearest, pts.shape[:2], len(pal)), s, bounds)
 
 
 def _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, strength: float,
@@ -348,21 +336,34 @@ def dither_srgb_from_nearest(rgb: np.ndarray, palette: np.ndarray, nearest: np.n
         raise ValueError(f"expected rgb, a non-empty (H, W, 3) uint8 image; got {rgb.dtype} "
                          f"of shape {rgb.shape}")
     pal = check_palette(palette).astype(np.float64)
-    near = np.asarray(nearest)
-    if near.shape != rgb.shape[:2] or not np.issubdtype(near.dtype, np.integer):
-        raise ValueError(f"expected nearest, integer indices of shape {rgb.shape[:2]}; got "
-                         f"{near.dtype} of shape {near.shape}")
-    if near.min() < 0 or near.max() >= len(pal):
-        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
-                         f"{near.min()}..{near.max()}")
+    out = _checked_nearest(nearest, rgb.shape[:2], len(pal))
     pts = np.ascontiguousarray(rgb, dtype=np.float64)
-    height, width = pts.shape[:2]
-    out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
-    if s > 0.0:
-        kernel, order, lo, hi = _kernel_args(pts, pal, colorspace.gamut_bounds("srgb"))
-        mask = np.zeros((height, width), np.uint8)
-        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, s, sse / (height * width),
-                       out)
+    return _from_nearest(pts, pal, out, s, colorspace.gamut_bounds("srgb"),
+                         sse / (pts.shape[0] * pts.shape[1]))
+
+
+def _checked_nearest(nearest, shape, k: int) -> np.ndarray:
+    """``nearest`` as a new C-ordered int32 array (the kernel writes into it), or a ValueError
+    unless it holds indices into ``k`` entries in the image's ``shape``."""
+    near = np.asarray(nearest)
+    if near.shape != shape or not np.issubdtype(near.dtype, np.integer):
+        raise ValueError(f"expected nearest, integer indices of shape {shape}; got "
+                         f"{near.dtype} of shape {near.shape}")
+    if near.min() < 0 or near.max() >= k:
+        raise ValueError(f"expected nearest indices in 0..{k - 1}; got "
+                         f"{near.min()}..{near.max()}")
+    return np.array(near, np.int32, order="C")
+
+
+def _from_nearest(pts, pal, out, strength: float, bounds, nearest_mse=None) -> np.ndarray:
+    """The adaptive method's dithering pass from the nearest entries ``out`` (of the opaque
+    points ``pts``); their error is measured as :func:`diffuse` does unless given."""
+    if strength > 0.0:
+        kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
+        mask = np.zeros(pts.shape[:2], np.uint8)
+        if nearest_mse is None:
+            nearest_mse = _nearest_mse(pts, pal, lo, hi, mask, out)
+        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, strength, nearest_mse, out)
     return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
 
 
