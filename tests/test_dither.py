@@ -10,7 +10,7 @@ from skimage.filters import gaussian
 import kmq
 from kmq._kernels import dither as _kd
 from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
-from kmq.dither import diffuse, dither, dither_srgb_from_nearest, flatness, floyd_steinberg
+from kmq.dither import diffuse, diffuse_from_nearest, dither, flatness, floyd_steinberg
 from kmq.remapping import nearest
 from naive_dither import adaptive as naive_adaptive
 from naive_dither import flatness as naive_flatness
@@ -350,7 +350,6 @@ def test_quantize_dithers_as_dither_does_on_its_palette(coffee, k, space):
 
 def test_diffuse_from_nearest_equals_diffuse_and_says_what_it_expected(small_photo):
     from kmq.colorspace import gamut_bounds, to_working
-    from kmq.dither import diffuse_from_nearest
 
     bounds = gamut_bounds("linear")
     pts = to_working(small_photo, "linear")
@@ -362,29 +361,23 @@ def test_diffuse_from_nearest_equals_diffuse_and_says_what_it_expected(small_pho
             diffuse(pts, pal, strength=strength, bounds=bounds))
     for args, match in (((pts, pal, near[1:]), "shape"), ((pts, pal, near + 12), "in 0..11"),
                         ((pts, pal, near.astype(float)), "integer indices"),
+                        ((pts, pal[:, :2], near), r"palette of shape \(K, 3\)"),
                         ((np.zeros((2, 2, 4)), np.zeros((2, 4)), np.zeros((2, 2), int)),
                          "3 channels")):
         with pytest.raises(ValueError, match=match):
             diffuse_from_nearest(*args)
 
 
-def test_dither_from_nearest_says_what_it_expected(small_photo):
-    pal = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
-    near = np.zeros(small_photo.shape[:2], int)
-    for bad, match in (((small_photo.astype(float), pal, near), "uint8 image"),
-                       ((small_photo, pal, near[:-1]), "indices of shape"),
-                       ((small_photo, pal, near + 2), r"indices in 0\.\.1"),
-                       ((small_photo, pal[:, :2], near), "palette of shape")):
-        with pytest.raises(ValueError, match=match):
-            dither_srgb_from_nearest(*bad, 0.0, strength=1.0)
+def test_dither_from_nearest_with_its_error_given_equals_dither_on_a_photo(small_photo):
+    # in sRGB the caller may pass the nearest colors' error, an exact sum of integers
+    from kmq.colorspace import gamut_bounds
 
-
-def test_dither_from_nearest_equals_dither_on_a_photo(small_photo):
     palette = kmq.quantize(small_photo, 12).palette
     d2 = ((small_photo[:, :, None, :].astype(float) - palette) ** 2).sum(axis=3)
     near = d2.argmin(axis=2)  # the first of equals: the lower index
+    mse = float(d2.min(axis=2).sum()) / d2[:, :, 0].size
     for strength in (0.0, 0.3, 1.0):
         np.testing.assert_array_equal(
-            dither_srgb_from_nearest(small_photo, palette, near, float(d2.min(axis=2).sum()),
-                                     strength=strength),
+            diffuse_from_nearest(small_photo, palette, near, strength=strength,
+                                 bounds=gamut_bounds("srgb"), nearest_mse=mse),
             dither(small_photo, palette, strength=strength))

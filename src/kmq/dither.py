@@ -258,8 +258,8 @@ def _nearest_mse(pts, pal, lo, hi, mask, out) -> float:
     return float(np.mean(np.sum(diff * diff, axis=1))) if len(diff) else 0.0
 
 
-def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0,
-                         bounds=None) -> np.ndarray:
+def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0, bounds=None,
+                         nearest_mse: float | None = None) -> np.ndarray:
     """:func:`diffuse` (adaptive, opaque) for a caller that already has each pixel's nearest
     entry: the same indices, without the first of its two passes.
 
@@ -270,7 +270,9 @@ def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0,
     color's point is the same number whichever array it is converted in and lies within
     :func:`kmq.colorspace.gamut_bounds`, so :func:`kmq.quantize`'s nearest entries of the
     image's distinct colors are those of its pixels (a test checks the indices against
-    :func:`dither`'s).
+    :func:`dither`'s). ``nearest_mse``, the mean over pixels of their squared error summed
+    over channels, is measured from the pixels unless given: in sRGB a caller with the color
+    histogram has it exactly (a sum of integers) for far less work.
 
     Examples
     --------
@@ -291,8 +293,21 @@ def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0,
         raise ValueError(f"expected points of 3 channels; got {nch}")
     pal = _check_working_palette(palette, nch)
     s = _check_strength(strength)
-    _check_bounds(bounds, nch)
-    return _from_nearest(pts, pal, _checked_nearest(nearest, pts.shape[:2], len(pal)), s, bounds)
+    near = np.asarray(nearest)
+    if near.shape != pts.shape[:2] or not np.issubdtype(near.dtype, np.integer):
+        raise ValueError(f"expected nearest, integer indices of shape {pts.shape[:2]}; got "
+                         f"{near.dtype} of shape {near.shape}")
+    if near.min() < 0 or near.max() >= len(pal):
+        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
+                         f"{near.min()}..{near.max()}")
+    kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
+    out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
+    if s > 0.0:
+        mask = np.zeros(pts.shape[:2], np.uint8)
+        if nearest_mse is None:  # measured as diffuse measures it
+            nearest_mse = _nearest_mse(pts, pal, lo, hi, mask, out)
+        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, s, nearest_mse, out)
+    return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
 
 
 def _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, strength: float,
@@ -302,69 +317,6 @@ def _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, clear, strength: float
     indices on return."""
     level = (strength * BASE_LEVEL) * flatness(out) ** FLAT_POWER
     kernel(pts, pal, order, level, lo, hi, DAMP_THRESHOLD * nearest_mse, DAMP, mask, clear, out)
-
-
-def dither_srgb_from_nearest(rgb: np.ndarray, palette: np.ndarray, nearest: np.ndarray,
-                             sse: float, *, strength: float) -> np.ndarray:
-    """``dither(rgb, palette, strength=strength)`` (sRGB, adaptive) for a caller that already
-    has each pixel's nearest entry: the same indices, without the first of its two passes.
-
-    ``rgb`` is an (H, W, 3) uint8 image, ``palette`` (K, 3) uint8, ``nearest`` the (H, W)
-    index of each pixel's exactly nearest entry (ties to the lower index; e.g. what
-    :func:`kmq.quantize` gives without dithering) and ``sse`` their squared error summed over
-    pixels and channels. In sRGB the points are the 8-bit values themselves, which clipping to
-    0..255 leaves alone, so that map is exactly what the first pass would compute, and ``sse``,
-    a sum of integers, is exact: the result is bit for bit :func:`dither`'s (a test checks it).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from kmq.dither import dither, dither_srgb_from_nearest
-    >>> rng = np.random.default_rng(0)
-    >>> rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    >>> pal = np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255]], np.uint8)
-    >>> d2 = ((rgb[:, :, None, :].astype(float) - pal) ** 2).sum(axis=3)
-    >>> near = d2.argmin(axis=2)
-    >>> fast = dither_srgb_from_nearest(rgb, pal, near, float(d2.min(axis=2).sum()),
-    ...                                 strength=1.0)
-    >>> bool(np.array_equal(fast, dither(rgb, pal, strength=1.0)))
-    True
-    """
-    s = _check_strength(strength)
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-        raise ValueError(f"expected rgb, a non-empty (H, W, 3) uint8 image; got {rgb.dtype} "
-                         f"of shape {rgb.shape}")
-    pal = check_palette(palette).astype(np.float64)
-    out = _checked_nearest(nearest, rgb.shape[:2], len(pal))
-    pts = np.ascontiguousarray(rgb, dtype=np.float64)
-    return _from_nearest(pts, pal, out, s, colorspace.gamut_bounds("srgb"),
-                         sse / (pts.shape[0] * pts.shape[1]))
-
-
-def _checked_nearest(nearest, shape, k: int) -> np.ndarray:
-    """``nearest`` as a new C-ordered int32 array (the kernel writes into it), or a ValueError
-    unless it holds indices into ``k`` entries in the image's ``shape``."""
-    near = np.asarray(nearest)
-    if near.shape != shape or not np.issubdtype(near.dtype, np.integer):
-        raise ValueError(f"expected nearest, integer indices of shape {shape}; got "
-                         f"{near.dtype} of shape {near.shape}")
-    if near.min() < 0 or near.max() >= k:
-        raise ValueError(f"expected nearest indices in 0..{k - 1}; got "
-                         f"{near.min()}..{near.max()}")
-    return np.array(near, np.int32, order="C")
-
-
-def _from_nearest(pts, pal, out, strength: float, bounds, nearest_mse=None) -> np.ndarray:
-    """The adaptive method's dithering pass from the nearest entries ``out`` (of the opaque
-    points ``pts``); their error is measured as :func:`diffuse` does unless given."""
-    if strength > 0.0:
-        kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
-        mask = np.zeros(pts.shape[:2], np.uint8)
-        if nearest_mse is None:
-            nearest_mse = _nearest_mse(pts, pal, lo, hi, mask, out)
-        _adaptive_pass(kernel, pts, pal, order, lo, hi, mask, 0, strength, nearest_mse, out)
-    return out.astype(np.uint8 if len(pal) <= 256 else np.uint16)
 
 
 def floyd_steinberg(points, palette, *, strength: float = 1.0, bounds=None) -> np.ndarray:
@@ -444,5 +396,4 @@ def dither(image, palette, *, space: str = "srgb", strength: float = 1.0,
 
 
 __all__ = ["CHANNELS", "MAX_COLORS", "METHODS", "diffuse", "diffuse_from_nearest", "dither",
-           "dither_srgb_from_nearest",
            "flatness", "floyd_steinberg"]

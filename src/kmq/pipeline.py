@@ -331,7 +331,7 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
 
 
 #: Working spaces converted channel by channel: an 8-bit color's point is the same in any array.
-_CHANNELWISE_SPACES = ("wsrgb", "linear")
+_CHANNELWISE_SPACES = ("srgb", "wsrgb", "linear")
 #: At most this many rounds for the colors at a tie (see :func:`_break_ties_by_use`).
 _TIE_ROUNDS = 4
 #: Colors at a tie measured at a time (their distances to every entry: 2 MB at K = 256).
@@ -386,21 +386,21 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
             max_pixels, start, k_requested) -> Quantized:
     """Index every pixel (one lookup per pixel, or dithering) and wrap up the result."""
     if dither > 0:
-        from kmq.dither import diffuse_from_nearest, dither_srgb_from_nearest
+        from kmq.dither import diffuse_from_nearest
         from kmq.dither import dither as error_diffusion
         from kmq.metrics import mse_indexed
 
-        if color_space == "srgb":  # the nearest colors are known: dithering's first pass
-            # (with ties to the lower index of this palette, as dithering breaks them)
-            sse = float(_kk.weighted_sse(hist.points, hist.weights, pal.astype(np.float64),
-                                         labels))
-            indices = dither_srgb_from_nearest(rgb, pal, gather(rgb, hist, labels, len(pal)),
-                                               sse, strength=dither)
-        elif color_space in _CHANNELWISE_SPACES:  # the pixels' nearest entries are known too
+        if color_space in _CHANNELWISE_SPACES:  # dithering's first pass is known: the labels
+            # (ties to the lower index of this palette, as dithering breaks them); in sRGB their
+            # error too, exactly (a sum of integers)
+            nearest_mse = (float(_kk.weighted_sse(hist.points, hist.weights,
+                                                  pal.astype(np.float64), labels)) / hist.n_pixels
+                           if color_space == "srgb" else None)
             indices = diffuse_from_nearest(to_working(rgb, color_space),
                                            to_working(pal, color_space),
                                            gather(rgb, hist, labels, len(pal)), strength=dither,
-                                           bounds=gamut_bounds(color_space))
+                                           bounds=gamut_bounds(color_space),
+                                           nearest_mse=nearest_mse)
         else:  # OKLab's matrix products may round a color differently in another array
             indices = error_diffusion(rgb, pal, space=color_space, strength=dither,
                                       max_pixels=max_pixels)
