@@ -11,7 +11,7 @@ import kmq
 from kmq._kernels import dither as _kd
 from kmq.colorspace import SPACES, from_working, gamut_bounds, to_working
 from kmq.dither import diffuse, diffuse_from_nearest, dither, flatness, floyd_steinberg
-from kmq.remapping import nearest
+from kmq.nearest import nearest
 from naive_dither import adaptive as naive_adaptive
 from naive_dither import flatness as naive_flatness
 from naive_dither import floyd_steinberg as naive_floyd_steinberg

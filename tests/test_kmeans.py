@@ -5,7 +5,7 @@ import pytest
 
 from kmq import seeding
 from kmq._kernels import kmeans as _k
-from kmq.histogram import histogram
+from kmq.color_histogram import histogram
 from kmq.kmeans import kmeans, refine_by_moves, refine_by_swaps
 from kmq.seeding import kmeans_plus_plus
 from naive import (
@@ -106,16 +106,23 @@ def test_coarse_bins_are_weighted_cell_means(photo_points, shift):
 
 @pytest.mark.parametrize("k", [20, 150])
 def test_cluster_costs_match_reference(photo_points, k):
+    """With and without the runner-up hints of a Lloyd run's bounds: the same costs."""
     points, weights, _ = photo_points
-    centers = kmeans(points, weights, points[:: len(points) // k][:k].copy()).centers
-    labels = nearest(points, centers)
+    r = kmeans(points, weights, points[:: len(points) // k][:k].copy())
+    centers, labels = r.centers, r.labels  # the labels of the run's last assignment
     order = _k.new_order(centers)
     cc2, _ = _k.center_geometry(centers, order)
-    axis_sse, utility = _k.cluster_costs(points, weights, centers, labels, cc2, order)
+    none = (np.empty(0, np.int32), np.empty(0))
+    axis_sse, utility = _k.cluster_costs(points, weights, centers, labels, cc2, order, *none)
     ref_sse, ref_utility = cluster_costs(points, weights, centers, labels)
     assert axis_sse.shape == (k, 3)
     np.testing.assert_allclose(axis_sse, ref_sse, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(utility, ref_utility, rtol=1e-9, atol=1e-9)
+    # the run's bounds hold for its centers and labels
+    _, second, _, rest = r.bounds
+    hinted = _k.cluster_costs(points, weights, centers, labels, cc2, order, second, rest)
+    np.testing.assert_array_equal(hinted[0], axis_sse)
+    np.testing.assert_array_equal(hinted[1], utility)
 
 
 def _hartigan_case(seed):
@@ -279,6 +286,18 @@ def test_new_order_is_a_stable_argsort_of_the_distances(k):
     np.testing.assert_array_equal(_k.new_order(centers), neighbour_order(centers))
 
 
+def test_radix_argsort_is_a_stable_argsort_when_keys_share_their_high_bits():
+    """Keys that differ only in their low mantissa bits (the radix passes cannot tell them
+    apart), exact ties among them, and zeros: NumPy's stable argsort."""
+    rng = np.random.default_rng(14)
+    keys = np.concatenate([1000.0 + rng.integers(0, 40, 150) * 2.0 ** -40,
+                           rng.random(80) * 1e4, np.zeros(5), np.full(7, 3.0)])
+    keys = keys[rng.permutation(len(keys))]
+    out = np.empty(len(keys), np.int32)
+    _k._radix_argsort(keys, out, np.empty_like(out), np.empty(256, np.int64))
+    np.testing.assert_array_equal(out, np.argsort(keys, kind="stable"))
+
+
 def _check_tracked_bounds(points, centers, labels, upper, second, lower_second, lower_rest):
     d = np.sqrt(((points[:, None] - centers[None]) ** 2).sum(axis=2))
     rows = np.arange(len(points))
@@ -301,14 +320,16 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     order = _k.new_order(centers)
     no_far = np.full(k, np.inf)
     no_jumps = (np.empty((k, 0), np.int32), np.empty((k, 0)))
+    fresh = np.zeros(k)  # rows sorted for the centers as they are
     for step in range(4):
-        cc2, half = _k.center_geometry(centers, order)
+        _, half = _k.center_geometry(centers, order)
         if step == 0:
             drift = np.zeros(k)
-        _k.assign_tracked(points, centers, ranked(centers, order.copy()), order, half, labels,
+        table = ranked(centers, order.copy())
+        _k.assign_tracked(points, centers, table, order, half, labels,
                           upper, second, lower_second, lower_rest, drift, float(drift.max()),
                           float(np.sort(drift)[-2]), int(np.argmax(drift)), no_far,
-                          *_k.near_drift(order, cc2, drift, 5), *no_jumps)
+                          *_k.near_drift(order, table, drift, 5, fresh), *no_jumps, fresh)
         np.testing.assert_array_equal(labels, nearest(points, centers))
         _check_tracked_bounds(points, centers, labels, upper, second, lower_second, lower_rest)
         if step < 3:
@@ -322,15 +343,62 @@ def test_assign_tracked_finds_the_nearest_center_and_keeps_valid_bounds(photo_po
     drift = np.sqrt(((moved - centers) ** 2).sum(axis=1))
     far = _k.jump_distances(moved, jumped)
     np.testing.assert_allclose(far, jump_distances(moved, jumped), rtol=1e-12)
-    cc2, half = _k.center_geometry(moved, order)
+    _, half = _k.center_geometry(moved, order)
     jumps = _k.jump_lists(moved, jumped)
+    table = ranked(moved, order.copy())
     for lists in (no_jumps, jumps):  # with the jump lists: the same, by a shorter search
         state = [b.copy() for b in (labels, upper, second, lower_second, lower_rest)]
-        _k.assign_tracked(points, moved, ranked(moved, order.copy()), order, half, *state, drift,
+        _k.assign_tracked(points, moved, table, order, half, *state, drift,
                           0.0, 0.0, 0,
-                          far.copy(), *_k.near_drift(order, cc2, drift, 5), *lists)
+                          far.copy(), *_k.near_drift(order, table, drift, 5, fresh), *lists,
+                          fresh)
         np.testing.assert_array_equal(state[0], nearest(points, moved))
         _check_tracked_bounds(points, moved, *state)
+
+
+@pytest.mark.parametrize("spread", [0.3, 4.0])
+def test_searches_on_rows_sorted_for_earlier_centers_stay_exact(photo_points, spread):
+    """Rows sorted for the centers as they stood before a move (``stale``: how much nearer
+    any center can have come): the half distances, the near-drift bounds and the assignment
+    are those of the centers as they are."""
+    points, _, _ = photo_points
+    rng = np.random.default_rng(13)
+    k = 48
+    before = points[rng.choice(len(points), k, replace=False)] + rng.random((k, 3))
+    n = len(points)
+    order = _k.new_order(before)
+    table = ranked(before, order)
+    labels = nearest(points, before).astype(np.int32)
+    upper, second = np.full(n, np.inf), labels.copy()
+    lower_second, lower_rest = np.zeros(n), np.zeros(n)
+    fresh, no_far = np.zeros(k), np.full(k, np.inf)
+    no_jumps = (np.empty((k, 0), np.int32), np.empty((k, 0)))
+    _, half = _k.center_geometry(before, order.copy())
+    zero = np.zeros(k)
+    _k.assign_tracked(points, before, table, order, half, labels, upper, second, lower_second,
+                      lower_rest, zero, 0.0, 0.0, 0, no_far,
+                      *_k.near_drift(order, table, zero, 5, fresh), *no_jumps, fresh)
+    moved = before + rng.normal(0, spread, before.shape) * (rng.random((k, 1)) < 0.7)
+    shift = np.sqrt(((moved - before) ** 2).sum(axis=1))
+    stale = shift + shift.max() + 1e-6
+    d = np.sqrt(sq_distances(moved, moved))
+    np.fill_diagonal(d, np.inf)
+    half = np.empty(k)
+    _k.stale_half_min(moved, order, table, stale, half)
+    np.testing.assert_allclose(half, 0.5 * d.min(axis=1), rtol=1e-12)
+    drift = shift
+    most, beyond = _k.near_drift(order, table, drift, 5, stale)
+    for a in range(k):
+        near = [j for j in order[a] if j != a][:5]
+        assert most[a] == drift[near].max()
+        outside = np.setdiff1d(np.arange(k), [a, *near])
+        assert beyond[a] <= d[a, outside].min()
+    top = int(np.argmax(drift))
+    _k.assign_tracked(points, moved, table, order, half, labels, upper, second, lower_second,
+                      lower_rest, drift, float(drift[top]), float(np.sort(drift)[-2]), top,
+                      no_far, most, beyond, *no_jumps, stale)
+    np.testing.assert_array_equal(labels, nearest(points, moved))
+    _check_tracked_bounds(points, moved, labels, upper, second, lower_second, lower_rest)
 
 
 def ranked(centers, order):
@@ -401,8 +469,7 @@ def test_near_drift_matches_reference(count):
     centers = rng.random((40, 3)) * 255
     drift = rng.random(40)
     order = _k.new_order(centers)
-    cc2, _ = _k.center_geometry(centers, order)
-    most, beyond = _k.near_drift(order, cc2, drift, count)
+    most, beyond = _k.near_drift(order, ranked(centers, order), drift, count, np.zeros(40))
     ref_most, ref_beyond = near_drift(centers, drift, count)
     np.testing.assert_array_equal(most, ref_most)
     np.testing.assert_allclose(beyond, ref_beyond, rtol=1e-12)
@@ -434,3 +501,30 @@ def test_lloyd_sums_by_moved_points_give_the_same_run(coffee, monkeypatch):
     assert a.objective == b.objective
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.centers, b.centers)
+
+
+def _recorded_sklearn() -> dict:
+    """scikit-learn's full k-means error per (image, K), as benchmarks/sklearn_reference.py
+    recorded it (centers rounded to 8 bits, every pixel to its nearest one)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sklearn_reference.json"
+    return {(r["image"], r["k"]): r["mse"] for r in json.loads(path.read_text())["results"]}
+
+
+_SHARED_PHOTOS = sorted({name for name, _ in _recorded_sklearn() if ":" not in name})
+
+
+@pytest.mark.parametrize("k", [16, 64, 256])
+@pytest.mark.parametrize("name", _SHARED_PHOTOS)
+def test_error_at_or_below_recorded_sklearn_on_shared_photos(shared_images, name, k):
+    """The whole engine on the 15 shared photos, full size: its error at or below scikit-learn's
+    k-means fitted on every pixel, as recorded (fits that take up to 40 minutes each)."""
+    from PIL import Image
+
+    import kmq
+
+    with Image.open(next(shared_images.rglob(name))) as im:
+        rgb = np.asarray(im.convert("RGB"))  # the orientation does not change the colors
+    assert kmq.quantize(rgb, k, seed=0).mse <= _recorded_sklearn()[(name, k)]

@@ -1,13 +1,17 @@
-"""Numba policy in one place: caching, math flags and the decorator every kernel uses.
+"""Numba policy in one place: caching, math flags, the decorator every kernel uses, and how many
+threads the kernels run on.
 
 Kernels are compiled once and cached on disk. The cache lives beside the package when that folder
 is writable (an editable or user install) and in ``~/.cache/kmq/numba`` otherwise; an explicit
-``NUMBA_CACHE_DIR`` always wins. This module must be imported before numba itself.
+``NUMBA_CACHE_DIR`` always wins. This module must be imported before numba itself; importing it
+does not import numba (the first kernel does), so that :func:`set_threads` can still size numba's
+thread pool in a new worker process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -16,17 +20,65 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(_PACKAGE_DIR / "_kernel
     _cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kmq" / "numba"
     os.environ["NUMBA_CACHE_DIR"] = str(_cache)
 
-import numba  # noqa: E402  (the environment above must be set first)
-
 #: Options shared by every kernel. ``fastmath`` stays off: k-means must be reproducible bit for bit
 #: and the nearest-color search relies on exact comparisons.
 JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
+#: The variable numba sizes its thread pool by, read once when numba is imported.
+THREADS_VARIABLE = "NUMBA_NUM_THREADS"
+
 
 def jit(*args, parallel: bool = False, **kwargs):
     """``numba.njit`` with kmq's policy (cache on, no fastmath, GIL released)."""
+    import numba
+
     options = {**JIT_OPTIONS, "parallel": parallel, **kwargs}
     return numba.njit(*args, **options)
 
 
-prange = numba.prange
+def __getattr__(name: str):
+    if name == "prange":  # numba's, for the kernels: imported with the first of them
+        import numba
+
+        return numba.prange
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def default_threads(workers: int) -> int:
+    """numba threads for each of ``workers`` processes sharing this machine: the CPUs shared
+    out, at least one each."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that give a process started with them ``threads`` numba
+    threads (for workers that another library starts, such as Dask's)."""
+    return {THREADS_VARIABLE: str(int(threads))}
+
+
+def set_threads(threads: int | None) -> None:
+    """Run kmq's kernels on at most ``threads`` threads in this process (``None`` or 0: leave
+    numba's count alone). kmq's own k-means threads follow numba's count.
+
+    Before numba is imported this sizes numba's thread pool (:data:`THREADS_VARIABLE`), which
+    bounds every thread of the process and the processes it starts; a worker process calls it
+    first thing. Once numba is imported its count can only be lowered, and only for the calling
+    thread (numba keeps it per thread): this sets the caller's, within the pool's size.
+
+    Examples
+    --------
+    >>> import numba
+    >>> from kmq._config import set_threads
+    >>> before = numba.get_num_threads()
+    >>> set_threads(1)
+    >>> numba.get_num_threads()
+    1
+    >>> set_threads(before)
+    """
+    if not threads:
+        return
+    numba = sys.modules.get("numba")
+    if numba is None:
+        os.environ[THREADS_VARIABLE] = str(int(threads))
+    else:
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))

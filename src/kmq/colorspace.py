@@ -56,6 +56,8 @@ import functools
 
 import numpy as np
 
+from kmq.errors import ArgumentError
+
 #: The working spaces :func:`to_working` and :func:`from_working` know.
 SPACES = ("srgb", "wsrgb", "linear", "oklab")
 
@@ -118,17 +120,17 @@ def _apply(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _check_colors(colors, name: str = "colors") -> np.ndarray:
     arr = np.asarray(colors)
     if arr.ndim < 1 or arr.shape[-1] != 3:
-        raise ValueError(f"expected {name} with 3 channels in the last axis, shape (..., 3); "
-                         f"got shape {arr.shape}")
+        raise ArgumentError(f"expected {name} with 3 channels in the last axis, shape (..., 3); "
+                            f"got shape {arr.shape}")
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"expected {name} of an integer or float dtype; got {arr.dtype}")
+        raise ArgumentError(f"expected {name} of an integer or float dtype; got {arr.dtype}")
     return arr
 
 
 def check_space(space: str) -> str:
     """``space`` if it is one of :data:`SPACES`, else a ValueError that lists them."""
     if space not in SPACES:
-        raise ValueError(f"expected a color space in {SPACES}; got {space!r}")
+        raise ArgumentError(f"expected a color space in {SPACES}; got {space!r}")
     return space
 
 

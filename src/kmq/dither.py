@@ -57,8 +57,9 @@ import numpy as np
 
 from kmq import colorspace
 from kmq._kernels import dither as _kd
+from kmq.errors import ArgumentError
 from kmq.io import DEFAULT_MAX_PIXELS, as_rgb
-from kmq.remapping import check_palette
+from kmq.nearest import check_palette
 
 #: Most palette entries an index map holds (uint16 indices).
 MAX_COLORS = 65536
@@ -79,10 +80,10 @@ DAMP = 0.5
 def _check_finite(arr: np.ndarray, what: str) -> np.ndarray:
     """A real-valued array as contiguous float64 with only finite values, or a ValueError."""
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"expected {what} of a float or integer dtype; got {arr.dtype}")
+        raise ArgumentError(f"expected {what} of a float or integer dtype; got {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
-        raise ValueError(f"expected finite {what}; got NaN or infinite values")
+        raise ArgumentError(f"expected finite {what}; got NaN or infinite values")
     return arr
 
 
@@ -90,29 +91,29 @@ def _check_points(points) -> np.ndarray:
     arr = np.asarray(points)
     if (arr.ndim != 3 or arr.shape[2] not in CHANNELS or arr.shape[0] == 0
             or arr.shape[1] == 0):
-        raise ValueError(f"expected points to be a non-empty (H, W, 3) or (H, W, 4) image in a "
-                         f"working space; got shape {arr.shape}")
+        raise ArgumentError(f"expected points to be a non-empty (H, W, 3) or (H, W, 4) image in a "
+                            f"working space; got shape {arr.shape}")
     return _check_finite(arr, "points")
 
 
 def _check_working_palette(palette, nch: int) -> np.ndarray:
     arr = np.asarray(palette)
     if arr.ndim != 2 or arr.shape[1] != nch or not 1 <= len(arr) <= MAX_COLORS:
-        raise ValueError(f"expected a palette of shape (K, {nch}) (as many channels as the "
-                         f"points) with 1 <= K <= {MAX_COLORS}; got shape {arr.shape}")
+        raise ArgumentError(f"expected a palette of shape (K, {nch}) (as many channels as the "
+                            f"points) with 1 <= K <= {MAX_COLORS}; got shape {arr.shape}")
     return _check_finite(arr, "palette values")
 
 
 def _check_strength(strength) -> float:
     if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not (
             0.0 <= float(strength) <= 1.0):
-        raise ValueError(f"expected strength to be a number in 0..1; got {strength!r}")
+        raise ArgumentError(f"expected strength to be a number in 0..1; got {strength!r}")
     return float(strength)
 
 
 def _check_method(method) -> str:
     if method not in METHODS:
-        raise ValueError(f"expected a dithering method in {METHODS}; got {method!r}")
+        raise ArgumentError(f"expected a dithering method in {METHODS}; got {method!r}")
     return method
 
 
@@ -122,10 +123,10 @@ def _check_bounds(bounds, nch: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         lo, hi = (np.array(b, dtype=np.float64).reshape(nch) for b in bounds)
     except (TypeError, ValueError):
-        raise ValueError(f"expected bounds to be (low, high), each {nch} numbers; got "
-                         f"{bounds!r}") from None
+        raise ArgumentError(f"expected bounds to be (low, high), each {nch} numbers; got "
+                            f"{bounds!r}") from None
     if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
-        raise ValueError(f"expected bounds with low <= high in every channel; got {bounds!r}")
+        raise ArgumentError(f"expected bounds with low <= high in every channel; got {bounds!r}")
     return lo, hi
 
 
@@ -135,18 +136,18 @@ def _check_transparent(transparent, transparent_index, shape, pal) -> tuple[np.n
         return np.zeros(shape, np.uint8), 0
     mask = np.asarray(transparent)
     if mask.shape != shape or mask.dtype != np.bool_:
-        raise ValueError(f"expected transparent to be a boolean mask of shape {shape}; got "
-                         f"{mask.dtype} of shape {mask.shape}")
+        raise ArgumentError(f"expected transparent to be a boolean mask of shape {shape}; got "
+                            f"{mask.dtype} of shape {mask.shape}")
     if transparent_index is None:
         clear = np.flatnonzero(pal[:, -1] == 0) if pal.shape[1] == 4 else np.array([], int)
         if len(clear) == 0:
-            raise ValueError("expected transparent_index, or a 4-channel palette with an entry "
-                             "of alpha 0")
+            raise ArgumentError("expected transparent_index, or a 4-channel palette with an entry "
+                                "of alpha 0")
         transparent_index = int(clear[0])
     if (isinstance(transparent_index, bool) or not isinstance(transparent_index, numbers.Integral)
-            or not 0 <= transparent_index < len(pal)):
-        raise ValueError(f"expected transparent_index to be an index into the palette (0..."
-                         f"{len(pal) - 1}); got {transparent_index!r}")
+            or not 0 <= int(transparent_index) < len(pal)):
+        raise ArgumentError(f"expected transparent_index to be an index into the palette (0..."
+                            f"{len(pal) - 1}); got {transparent_index!r}")
     return np.ascontiguousarray(mask, dtype=np.uint8), int(transparent_index)
 
 
@@ -290,16 +291,16 @@ def diffuse_from_nearest(points, palette, nearest, *, strength: float = 1.0, bou
     pts = _check_points(points)
     nch = pts.shape[2]
     if nch != 3:
-        raise ValueError(f"expected points of 3 channels; got {nch}")
+        raise ArgumentError(f"expected points of 3 channels; got {nch}")
     pal = _check_working_palette(palette, nch)
     s = _check_strength(strength)
     near = np.asarray(nearest)
     if near.shape != pts.shape[:2] or not np.issubdtype(near.dtype, np.integer):
-        raise ValueError(f"expected nearest, integer indices of shape {pts.shape[:2]}; got "
-                         f"{near.dtype} of shape {near.shape}")
+        raise ArgumentError(f"expected nearest, integer indices of shape {pts.shape[:2]}; got "
+                            f"{near.dtype} of shape {near.shape}")
     if near.min() < 0 or near.max() >= len(pal):
-        raise ValueError(f"expected nearest indices in 0..{len(pal) - 1}; got "
-                         f"{near.min()}..{near.max()}")
+        raise ArgumentError(f"expected nearest indices in 0..{len(pal) - 1}; got "
+                            f"{near.min()}..{near.max()}")
     kernel, order, lo, hi = _kernel_args(pts, pal, bounds)
     out = np.array(near, np.int32, order="C")  # a copy: the kernel writes into it
     if s > 0.0:

@@ -4,29 +4,31 @@ Images are compared as 8-bit sRGB, shape (H, W, 3), dtype uint8. Images with tra
 W, 4), are compared as premultiplied RGBA: each color channel times alpha / 255, and alpha itself,
 four channels in 8-bit units (the color as composited over any background, plus how transparent it
 is; the color under a fully transparent pixel does not count). Every measure works through the image
-in horizontal strips, so the extra memory stays bounded (about 50 MB) on 24-megapixel photos, and
+in horizontal strips, so the extra memory stays bounded (a few MB) on 24-megapixel photos, and
 the ``*_indexed`` variants rebuild each strip of the quantized image from its palette and index map
 instead of materializing the whole RGB result.
 
 SSIM is scikit-image's :func:`skimage.metrics.structural_similarity` (uniform 7x7 window,
-``data_range=255``, sample covariance, mean over the three channels), computed strip by strip with a
-halo of ``(win_size - 1) // 2`` rows, two strips at a time on two cores; the result equals
-skimage's whole-image value.
+``data_range=255``, sample covariance, mean over the channels) computed by kmq's own numba kernel
+(:mod:`kmq._kernels.ssim`: exact running window sums; it needs neither scikit-image nor scipy),
+strip by strip with a halo of ``(win_size - 1) // 2`` rows, two strips at a time on two cores; the
+result equals skimage's whole-image value to rounding (about 1e-14).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-#: Target number of pixels in one strip (about 50 MB of float64 temporaries inside skimage's SSIM).
+#: Most pixels in one strip: bounds the temporaries (MSE's integer differences, SSIM's rebuilt
+#: quantized strip) and sets how SSIM's work is cut for the threads.
 _STRIP_PIXELS = 1 << 18
 _DATA_RANGE = 255.0
+#: SSIM's constants, as skimage's defaults: C1 = (K1 * data range)**2, C2 = (K2 * data range)**2.
+_K1, _K2 = 0.01, 0.03
 
 
 def _check_rgb(arr, name: str) -> np.ndarray:
@@ -43,13 +45,6 @@ def _premultiplied(strip: np.ndarray) -> np.ndarray:
     s = strip.astype(np.int32)
     a = s[:, :, 3:4]
     return np.concatenate([s[:, :, :3] * a, a * 255], axis=2)
-
-
-def _as_float(strip: np.ndarray, dtype) -> np.ndarray:
-    """A strip as float in 8-bit units, premultiplied when it has alpha."""
-    if strip.shape[2] == 4:
-        return _premultiplied(strip).astype(dtype) / dtype(255.0)
-    return strip.astype(dtype)
 
 
 def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -167,58 +162,64 @@ def psnr(a, b) -> float:
 
 
 def _ssim_strips(shape: tuple[int, ...], get_a: Callable[[int, int], np.ndarray],
-                 get_b: Callable[[int, int], np.ndarray], win_size: int,
-                 dtype: type = np.float64) -> float:
+                 get_b: Callable[[int, int], np.ndarray], win_size: int) -> float:
     """Mean SSIM as skimage computes it, evaluated over strips of rows with a halo.
 
-    SSIM at a pixel depends only on the ``win_size`` x ``win_size`` window around it, so a strip
-    extended by ``pad = (win_size - 1) // 2`` rows on each side (where the image has them) yields
-    the exact SSIM map for its own rows; at the image's top and bottom the strip reaches the edge,
-    where skimage's reflecting filter sees the same rows as on the whole image. skimage averages
-    the map after cropping ``pad`` pixels off every side; the same pixels are left out here.
+    SSIM at a pixel depends only on the ``win_size`` x ``win_size`` window around it, and skimage
+    averages the map after cropping ``pad = (win_size - 1) // 2`` pixels off every side, so every
+    pixel it keeps has its whole window inside the image (its border mode never matters). A strip
+    of those rows read with ``pad`` rows of halo above and below therefore yields their exact
+    SSIM. ``get_a(lo, hi)`` and ``get_b(lo, hi)`` return image rows ``lo:hi`` as uint8.
     """
-    from skimage.metrics import structural_similarity
+    from kmq._kernels.ssim import ssim_sum
 
     if not isinstance(win_size, (int, np.integer)) or win_size < 3 or win_size % 2 == 0:
         raise ValueError(f"expected win_size to be an odd int >= 3; got {win_size!r}")
-    height, width = shape[:2]
+    height, width, channels = shape
     if min(height, width) < win_size:
         raise ValueError(f"SSIM needs an image of at least {win_size}x{win_size} pixels "
                          f"(win_size); got {width}x{height}")
     pad = (win_size - 1) // 2
-    # Rows whose SSIM counts: pad..height-pad (skimage's crop). Each strip covers some of them and
-    # is read with `pad` rows of halo above and below (always inside the image, since the counted
-    # rows are at least `pad` from either edge), so it always has >= win_size rows.
+    # Premultiplied RGBA is passed to the kernel as integers in units of 1/255 (see
+    # _premultiplied): the same SSIM with the constants scaled by 255**2.
+    scale = _DATA_RANGE**2 if channels == 4 else 1.0
+    c1 = (_K1 * _DATA_RANGE) ** 2 * scale
+    c2 = (_K2 * _DATA_RANGE) ** 2 * scale
+    # Counted rows pad..height-pad, cut into strips of equal height (within one row) of at most
+    # _STRIP_PIXELS: the cut depends on the image only, so the sum does not depend on the threads.
     first, stop = pad, height - pad
-    rows = _rows_per_strip(width, minimum=win_size)
+    n_strips = -(-(stop - first) * width // _STRIP_PIXELS)
+    bounds = [first + (stop - first) * s // n_strips for s in range(n_strips + 1)]
 
-    def strip_sum(r0: int) -> float:
-        r1 = min(r0 + rows, stop)
-        lo, hi = r0 - pad, r1 + pad
-        _, smap = structural_similarity(_as_float(get_a(lo, hi), dtype),
-                                        _as_float(get_b(lo, hi), dtype),
-                                        channel_axis=2,
-                                        data_range=_DATA_RANGE, win_size=win_size, full=True)
-        return float(smap[pad:pad + (r1 - r0), pad:width - pad].sum(dtype=np.float64))
+    def strip_sum(s: int) -> float:
+        lo, hi = bounds[s] - pad, bounds[s + 1] + pad  # the halo is always inside the image
+        return ssim_sum(_frozen(get_a(lo, hi)), _frozen(get_b(lo, hi)), int(win_size),
+                        channels == 4, c1, c2)
 
-    starts = range(first, stop, rows)
-    threads = min(_threads(), len(starts))
-    if threads > 1:  # numpy and scipy's filters release the GIL: ~1.7x on two cores
+    threads = min(_threads(), n_strips)
+    if threads > 1:  # the kernel releases the GIL
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            sums = list(pool.map(strip_sum, starts))
+            sums = list(pool.map(strip_sum, range(n_strips)))
     else:
-        sums = [strip_sum(r0) for r0 in starts]
+        sums = [strip_sum(s) for s in range(n_strips)]
     total = math.fsum(sums)  # in strip order: the same value for any number of threads
-    return total / ((stop - first) * (width - 2 * pad) * shape[2])
+    return total / ((stop - first) * (width - 2 * pad) * channels)
+
+
+def _frozen(strip: np.ndarray) -> np.ndarray:
+    """A C-contiguous read-only view of a strip: numba compiles (and caches, and loads) one
+    version of a kernel per writeable flag of each argument, so the SSIM kernel always gets
+    read-only arrays and has a single version."""
+    view = np.ascontiguousarray(strip).view()
+    view.flags.writeable = False
+    return view
 
 
 def _threads() -> int:
-    """Threads for SSIM's strips: numba's count once numba is loaded (kmq.batch pins it to one
-    per worker process), else the CPUs."""
-    numba = sys.modules.get("numba")
-    if numba is not None:
-        return int(numba.get_num_threads())
-    return os.cpu_count() or 1
+    """Threads for SSIM's strips: numba's count (kmq.batch pins it to one per worker process)."""
+    import numba
+
+    return int(numba.get_num_threads())
 
 
 def ssim(a, b, *, win_size: int = 7) -> float:
@@ -257,8 +258,8 @@ def ssim(a, b, *, win_size: int = 7) -> float:
 def ssim_indexed(rgb, palette, indices, *, win_size: int = 7, fast: bool = False) -> float:
     """:func:`ssim` between ``rgb`` and ``palette[indices]``, rebuilding the latter strip by strip.
 
-    With ``fast`` the filters run in float32: about twice as fast, within about 1e-6 of the
-    float64 value (the CLI's table shows 4 decimals).
+    ``fast`` is accepted for compatibility and ignored: it chose float32 filters when SSIM was
+    scikit-image's; kmq's kernel is exact and quicker than those were.
 
     Parameters
     ----------
@@ -279,9 +280,9 @@ def ssim_indexed(rgb, palette, indices, *, win_size: int = 7, fast: bool = False
     True
     """
     rgb, palette, indices = _check_indexed(rgb, palette, indices)
+    # np.take: the same as palette[indices[lo:hi]], several times faster for small index types
     return _ssim_strips(rgb.shape, lambda lo, hi: rgb[lo:hi],
-                        lambda lo, hi: palette[indices[lo:hi]], win_size,
-                        np.float32 if fast else np.float64)
+                        lambda lo, hi: np.take(palette, indices[lo:hi], axis=0), win_size)
 
 
 def bits_per_pixel(n_bytes: int, n_pixels: int) -> float:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from kmq import alpha as _alpha
 from kmq import palette as _palette
 from kmq import seeding
 from kmq._kernels import kmeans as _kk
+from kmq.color_histogram import ColorHistogram, gather, histogram
 from kmq.colorspace import check_space, from_working, gamut_bounds, to_working
-from kmq.errors import CancelledError, QualityTooLowError
-from kmq.histogram import ColorHistogram, gather, histogram
+from kmq.errors import ArgumentError, CancelledError
 from kmq.io import DEFAULT_MAX_PIXELS, as_pixels
 from kmq.kmeans import Progress, kmeans, refine_by_moves, refine_by_swaps
 from kmq.metrics import psnr_from_mse
-from kmq.remapping import check_palette, nearest, remap_array
+from kmq.nearest import check_palette, nearest, remap_array
+from kmq.quantized import Quantized
 from kmq.seeding import as_rng
 
 K_MIN, K_MAX = 2, 256
@@ -58,84 +59,10 @@ _SEARCH_CELLS_PER_CENTER = 16
 _SEEDINGS = (4, 64, 2)
 
 
-@dataclass(frozen=True)
-class Quantized:
-    """A quantized image: the palette, every pixel's index, and the error.
-
-    Attributes
-    ----------
-    palette : ndarray of uint8, shape (K, 3), or (K, 4) for an image with transparency
-        sRGB colors, most used first; RGBA palettes list their translucent entries first, and
-        all fully transparent pixels share one entry, (0, 0, 0, 0).
-    indices : ndarray of uint8 (K <= 256) or uint16, shape (H, W)
-        Each pixel's palette entry. Without dithering, an opaque image's are its exactly nearest
-        entries in the working color space, ties to the lower index: what
-        ``kmq.remap(image, palette, color_space=...)`` gives.
-    counts : ndarray of int64, shape (K,)
-        Pixels per palette entry.
-    mse : float
-        Mean squared error over all pixels and channels, in 8-bit sRGB units; for RGBA, over
-        the four channels of premultiplied sRGB (see :mod:`kmq.alpha`).
-    distinct_colors : int
-        Distinct colors in the input.
-    n_iter, converged : int, bool
-        k-means iterations on the exact histogram and whether it met its tolerance.
-    seconds : float
-        Time spent quantizing and remapping (not reading).
-    """
-
-    palette: np.ndarray
-    indices: np.ndarray
-    counts: np.ndarray
-    mse: float
-    distinct_colors: int
-    n_iter: int = 0
-    converged: bool = True
-    seconds: float = 0.0
-    k_requested: int = field(default=0, repr=False)
-
-    @property
-    def k(self) -> int:
-        """Number of palette entries actually used."""
-        return len(self.palette)
-
-    @property
-    def psnr(self) -> float:
-        """Peak signal-to-noise ratio in dB (8-bit sRGB); ``inf`` for an exact result."""
-        return psnr_from_mse(self.mse)
-
-    @property
-    def index_bits(self) -> int:
-        """Bits one index needs, ``ceil(log2 K)`` (at least 1)."""
-        return max(1, math.ceil(math.log2(self.k)))
-
-    @property
-    def has_alpha(self) -> bool:
-        """Whether the palette is RGBA (the input had transparency)."""
-        return self.palette.shape[1] == 4
-
-    def to_array(self) -> np.ndarray:
-        """The quantized image as an (H, W, 3) or, with alpha, (H, W, 4) uint8 array."""
-        return np.take(self.palette, self.indices, axis=0)
-
-    def to_rgb(self) -> np.ndarray:
-        """The quantized image's colors as an (H, W, 3) uint8 array (alpha left out)."""
-        return np.take(self.palette[:, :3], self.indices, axis=0)
-
-    def to_image(self) -> Image.Image:
-        """The quantized image as a Pillow palette (mode ``P``) image (K <= 256); an RGBA
-        palette carries its alpha (saved as PNG ``tRNS``)."""
-        if self.k > 256:
-            raise ValueError(f"a Pillow palette image holds at most 256 colors; this has {self.k}")
-        im = Image.fromarray(self.indices.astype(np.uint8, copy=False), mode="P")
-        im.putpalette(self.palette.tobytes(), rawmode="RGBA" if self.has_alpha else "RGB")
-        return im
-
-
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not K_MIN <= k <= K_MAX:
-        raise ValueError(f"expected k, the number of colors, to be an int in {K_MIN}..{K_MAX}; "
-                         f"got {k!r}")
+        raise ArgumentError(f"expected k, the number of colors, to be an int in {K_MIN}..{K_MAX}; "
+                            f"got {k!r}")
     return int(k)
 
 
@@ -269,27 +196,217 @@ def quantize(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 
     >>> bool(np.array_equal(kmq.quantize(img, 16, seed=0).indices, q.indices))
     True
     """
-    k = _check_k(k)
-    color_space = check_space(color_space)
-    if not (isinstance(dither, (int, float)) and 0.0 <= dither <= 1.0):
-        raise ValueError(f"expected dither, a strength in 0..1; got {dither!r}")
+    _check_dither(dither)
     pixels = as_pixels(image, max_pixels=max_pixels)
+    fitted = _fit_pixels(pixels, _check_k(k), seed=seed, tol=tol, max_iter=max_iter,
+                         color_space=check_space(color_space), progress=progress)
+    return fitted._remap(pixels, dither=dither, max_pixels=max_pixels)
+
+
+def _check_dither(dither) -> float:
+    if isinstance(dither, bool) or not (isinstance(dither, (int, float, np.floating))
+                                        and 0.0 <= dither <= 1.0):
+        raise ArgumentError(f"expected dither, a strength in 0..1; got {dither!r}")
+    return float(dither)
+
+
+@dataclass
+class _Fitted:
+    """What a fit knows of the colors it was fitted to, so that remapping them is a lookup:
+    the histogram (or the transparent image) and each distinct color's entry."""
+
+    labels: np.ndarray
+    hist: ColorHistogram | None = None
+    source: _Transparent | None = None
+    pixels: weakref.ref | None = None  # the array fitted, while it lives
+
+    def fitted(self, pixels: np.ndarray) -> bool:
+        return self.pixels is not None and self.pixels() is pixels
+
+
+@dataclass(frozen=True, repr=False)
+class PaletteFit:
+    """A palette fitted to an image or a color histogram (:func:`fit_palette`), ready to map
+    images onto (:meth:`remap`): the first of the two phases :func:`quantize` runs.
+
+    Attributes
+    ----------
+    palette : ndarray of uint8, shape (K, 3), or (K, 4) when fitted to an image with
+        transparency; most used first.
+    color_space : str
+        The working space the palette was fitted in, and in which :meth:`remap` measures
+        "nearest".
+    counts : ndarray of int64, shape (K,)
+        Pixels of the fitted image (or histogram) nearest to each entry.
+    mse : float
+        Mean squared error of the fitted pixels, each mapped to its nearest entry (8-bit sRGB;
+        premultiplied RGBA with transparency); ``psnr`` the same in dB.
+    distinct_colors : int
+        Distinct colors fitted.
+    n_iter, converged : int, bool
+        k-means iterations on the exact histogram, and whether it met its tolerance.
+    k_requested : int
+        The K asked for (``k``, the entries used, may be fewer).
+    seconds : float
+        Time the fit took (after reading).
+
+    Examples
+    --------
+    >>> import numpy as np, kmq
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    >>> fit = kmq.fit_palette(img, 8)
+    >>> fit.k, fit.color_space
+    (8, 'srgb')
+    >>> q = fit.remap(img)
+    >>> bool(np.array_equal(q.indices, kmq.quantize(img, 8).indices)), q.mse == fit.mse
+    (True, True)
+    >>> fit.remap(img[::-1]).indices.shape  # any image maps onto it
+    (24, 24)
+    """
+
+    palette: np.ndarray
+    color_space: str
+    counts: np.ndarray
+    mse: float
+    distinct_colors: int
+    n_iter: int = 0
+    converged: bool = True
+    k_requested: int = 0
+    seconds: float = 0.0
+    _fitted: _Fitted | None = field(default=None, compare=False)
+
+    @property
+    def k(self) -> int:
+        """Palette entries."""
+        return len(self.palette)
+
+    @property
+    def psnr(self) -> float:
+        """:attr:`mse` as PSNR in dB; ``inf`` when exact."""
+        return psnr_from_mse(self.mse) if math.isfinite(self.mse) else math.nan
+
+    def __repr__(self) -> str:
+        return (f"PaletteFit(k={self.k}, color_space={self.color_space!r}, "
+                f"mse={self.mse:.4g}, psnr={self.psnr:.2f} dB)")
+
+    def remap(self, image, *, dither: float = 0.0,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> Quantized:
+        """Map ``image`` onto the palette: each pixel's exactly nearest entry in
+        :attr:`color_space` (ties to the lower index), or error diffusion of strength
+        ``dither`` (0..1). The palette keeps its order and its unused entries.
+
+        ``image`` is anything :func:`quantize` takes. With an RGB palette an image's
+        transparency is dropped with a warning; with an RGBA one, nearest is measured in
+        premultiplied RGBA (:mod:`kmq.alpha`). Remapping the image (or histogram) that was
+        fitted reuses what the fit found: ``fit_palette(image, k).remap(image)`` is
+        ``quantize(image, k)``, at its cost.
+        """
+        _check_dither(dither)
+        if self.palette.shape[1] == 3:
+            pixels = as_pixels(image, max_pixels=max_pixels, alpha=False)
+        else:
+            pixels = as_pixels(image, max_pixels=max_pixels)
+            if pixels.shape[2] == 3:
+                pixels = np.concatenate(
+                    [pixels, np.full((*pixels.shape[:2], 1), 255, np.uint8)], axis=2)
+        return self._remap(pixels, dither=dither, max_pixels=max_pixels)
+
+    def _remap(self, pixels: np.ndarray, *, dither: float, max_pixels: int) -> Quantized:
+        start = time.perf_counter() - self.seconds
+        pal, space, fitted = self.palette, self.color_space, self._fitted
+        mine = fitted is not None and fitted.fitted(pixels)
+        if pal.shape[1] == 4:  # reuse the fit's labels when these are the fitted colors
+            known = fitted.source if fitted is not None else None
+            source = known if mine and known is not None else _Transparent(pixels, space)
+            if fitted is not None and known is not None and (
+                    source is known or (np.array_equal(source.colors, known.colors)
+                                        and np.array_equal(source.counts, known.counts))):
+                labels, counts, mse = fitted.labels, self.counts, self.mse
+            else:
+                labels = _alpha.nearest(source.points(space), _alpha.to_points(pal, space))
+                counts = np.bincount(labels, weights=source.counts,
+                                     minlength=len(pal)).astype(np.int64)
+                mse = _alpha.sse(source.points(), source.weights, pal, labels) / (
+                    4.0 * source.n_pixels)
+            return source.finish((pal, labels, counts, mse, self.n_iter, self.converged),
+                                 dither=dither, start=start, k_requested=self.k_requested,
+                                 max_pixels=max_pixels)
+        known_hist = fitted.hist if fitted is not None else None
+        known_labels, reuse = None, False
+        hist = known_hist if mine and known_hist is not None else histogram(pixels)
+        if fitted is not None and known_hist is not None and (
+                hist is known_hist or np.array_equal(hist.keys, known_hist.keys)):
+            known_labels = fitted.labels
+            reuse = hist is known_hist or np.array_equal(hist.counts, known_hist.counts)
+        if reuse and known_labels is not None:
+            labels, counts, mse = known_labels, self.counts, self.mse
+        else:
+            labels = known_labels if known_labels is not None else nearest(
+                to_working(hist.colors, space), to_working(pal, space))
+            counts = np.bincount(labels, weights=hist.counts, minlength=len(pal)).astype(np.int64)
+            sse = _kk.weighted_sse(hist.points, hist.weights, pal.astype(np.float64), labels)
+            mse = float(sse) / (3.0 * hist.n_pixels)
+        return _finish(pixels, hist, pal, labels, counts, mse, n_iter=self.n_iter,
+                       converged=self.converged, color_space=space, dither=dither,
+                       max_pixels=max_pixels, start=start, k_requested=self.k_requested)
+
+
+def fit_palette(image, k: int = 256, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
+                color_space: str = "srgb", max_pixels: int = DEFAULT_MAX_PIXELS,
+                progress: Progress | None = None) -> PaletteFit:
+    """Fit a palette of at most ``k`` colors to an image or a color histogram by k-means.
+
+    The first phase of :func:`quantize`; :meth:`PaletteFit.remap` is the second. One palette
+    can serve many images (fit it to their summed histograms, :func:`kmq.color_histogram.merge`).
+
+    Parameters
+    ----------
+    image : image or ColorHistogram
+        Anything :func:`quantize` takes, or a :class:`kmq.color_histogram.ColorHistogram`
+        (:func:`kmq.histogram`). An image with transparency gets an RGBA palette.
+    k, seed, tol, max_iter, color_space, max_pixels, progress
+        As for :func:`quantize`.
+
+    Returns
+    -------
+    PaletteFit
+    """
+    k, color_space = _check_k(k), check_space(color_space)
+    options = {"seed": seed, "tol": tol, "max_iter": max_iter, "color_space": color_space,
+               "progress": progress}
+    if isinstance(image, ColorHistogram):
+        return _fit_histogram(image, k, start=time.perf_counter(), **options)
+    return _fit_pixels(as_pixels(image, max_pixels=max_pixels), k, **options)
+
+
+def _fit_pixels(pixels: np.ndarray, k: int, *, progress, **options) -> PaletteFit:
     start = time.perf_counter()
     if pixels.shape[2] == 4:
-        source = _Transparent(pixels, color_space)
-        fitted = source.fit(k, seed=seed, tol=tol, max_iter=max_iter, progress=progress)
-        return source.finish(fitted, dither=dither, start=start, k_requested=k,
-                             max_pixels=max_pixels)
-    rgb = pixels
-    hist = histogram(rgb)
+        return _fit_transparent(_Transparent(pixels, options["color_space"]), k, pixels=pixels,
+                                start=start, progress=progress, **options)
+    hist = histogram(pixels)
     if progress is not None and progress("histogram", 1.0):
         raise CancelledError("cancelled after the histogram")
-    pal, labels, counts, mse, n_iter, converged = _fit_palette(
-        hist, k, seed=seed, tol=tol, max_iter=max_iter, color_space=color_space,
-        progress=progress)
-    return _finish(rgb, hist, pal, labels, counts, mse, n_iter=n_iter, converged=converged,
-                   color_space=color_space, dither=dither, max_pixels=max_pixels, start=start,
-                   k_requested=k)
+    return _fit_histogram(hist, k, pixels=pixels, start=start, progress=progress, **options)
+
+
+def _fit_histogram(hist: ColorHistogram, k: int, *, start: float, color_space: str,
+                   pixels: np.ndarray | None = None, **options) -> PaletteFit:
+    pal, labels, counts, mse, n_iter, converged = _fit_palette(hist, k, color_space=color_space,
+                                                               **options)
+    return PaletteFit(pal, color_space, counts, mse, len(hist), n_iter, converged, k,
+                      time.perf_counter() - start,
+                      _Fitted(labels, hist=hist, pixels=None if pixels is None
+                              else weakref.ref(pixels)))
+
+
+def _fit_transparent(source: _Transparent, k: int, *, pixels: np.ndarray, start: float,
+                     color_space: str, **options) -> PaletteFit:
+    pal, labels, counts, mse, n_iter, converged = source.fit(k, **options)
+    return PaletteFit(pal, color_space, counts, float(mse), len(source.colors), n_iter,
+                      converged, k, time.perf_counter() - start,
+                      _Fitted(labels, source=source, pixels=weakref.ref(pixels)))
 
 
 def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_space, progress):
@@ -322,7 +439,7 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
         if upper is None:  # every color is searched
             upper, lower = np.full(len(points), np.inf), np.full(len(points), -1.0)
         labels = nearest(points, pal_working, labels, upper=upper, lower=lower)
-        _break_ties_by_use(points, pal, pal_working, labels, weights, upper, lower)
+        _palette.break_ties_by_use(points, pal, pal_working, labels, weights, upper, lower)
     pal, labels, counts = _palette.order_by_use(pal, labels, weights)
     if color_space != "srgb":
         points = hist.points  # the error is measured in sRGB
@@ -332,56 +449,6 @@ def _fit_palette(hist: ColorHistogram, k: int, *, seed, tol, max_iter, color_spa
 
 #: Working spaces converted channel by channel: an 8-bit color's point is the same in any array.
 _CHANNELWISE_SPACES = ("srgb", "wsrgb", "linear")
-#: At most this many rounds for the colors at a tie (see :func:`_break_ties_by_use`).
-_TIE_ROUNDS = 4
-#: Colors at a tie measured at a time (their distances to every entry: 2 MB at K = 256).
-_TIE_CHUNK = 1024
-
-
-def _break_ties_by_use(points, pal, pal_working, labels, weights, upper, lower) -> None:
-    """Give each color at a tie the entry of lowest index in the palette's final order (by use,
-    :func:`kmq.palette.order_by_use`), as :func:`kmq.remap` on that palette does; in place.
-
-    ``labels`` are the nearest entries of ``points`` with ties broken in ``pal``'s order, and
-    ``upper`` and ``lower`` the bounds that search left: a color whose distance to its entry is
-    not below its distance to every other may be at a tie, the others are not (most colors).
-    Those few are compared with every entry, and given the first of the nearest in the order by
-    use, until that order no longer changes (moving a tie changes the counts; at most
-    ``_TIE_ROUNDS`` rounds).
-    """
-    ties = np.flatnonzero(~(upper < lower))
-    if not len(ties):
-        return
-    # every entry at each such color's least distance (the sums the search makes, exactly); a
-    # few thousand colors (0.4% of them on a 2.5 MP photo at K = 256)
-    k = len(pal)
-    entries = np.ascontiguousarray(pal_working.T)
-    found = []  # (tie, entry) pairs, by tie
-    for start in range(0, len(ties), _TIE_CHUNK):
-        near = np.ascontiguousarray(points[ties[start:start + _TIE_CHUNK]].T)
-        d = (near[0, :, None] - entries[0]) ** 2  # summed in the search's order
-        d += (near[1, :, None] - entries[1]) ** 2
-        d += (near[2, :, None] - entries[2]) ** 2
-        rows, cols = np.nonzero(d == d.min(axis=1, keepdims=True))
-        found.append((rows + start, cols))
-    rows = np.concatenate([r for r, _ in found])
-    cols = np.concatenate([c for _, c in found])
-    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # every tie has its entry
-    counts = np.bincount(labels, weights=weights, minlength=k)
-    tie_weights, tie_labels = weights[ties], labels[ties]
-    rank = np.empty(k, np.int64)
-    for _ in range(_TIE_ROUNDS):
-        order = _palette.use_order(pal, counts)
-        rank[order] = np.arange(k)
-        moved = order[np.minimum.reduceat(rank[cols], first)].astype(labels.dtype)
-        if np.array_equal(moved, tie_labels):
-            break
-        np.subtract.at(counts, tie_labels, tie_weights)
-        np.add.at(counts, moved, tie_weights)
-        tie_labels = moved
-    labels[ties] = tie_labels
-
-
 def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_space, dither,
             max_pixels, start, k_requested) -> Quantized:
     """Index every pixel (one lookup per pixel, or dithering) and wrap up the result."""
@@ -414,85 +481,66 @@ def _finish(rgb, hist, pal, labels, counts, mse, *, n_iter, converged, color_spa
                      k_requested=k_requested)
 
 
-def quantize_to_quality(image, min_psnr: float, max_psnr: float, *, max_colors: int = K_MAX,
-                        seed=0, tol: float = 1e-4, max_iter: int = 300,
-                        color_space: str = "srgb", dither: float = 0.0,
-                        max_pixels: int = DEFAULT_MAX_PIXELS,
-                        progress: Progress | None = None) -> Quantized:
-    """The smallest K (2..``max_colors``) whose quantization reaches ``max_psnr`` dB, as
-    pngquant's ``--quality min-max`` does but on the PSNR scale (dB, 8-bit sRGB).
+class Fitter:
+    """Palettes at any K for one image, its color histogram made once: what searches over K
+    (:func:`kmq.quantize_to_quality`, a byte budget) use.
 
-    The histogram is made once and every K tried reuses it; K is found by bisection (the error
-    falls as K grows). When even ``max_colors`` misses ``max_psnr`` its result is returned if it
-    reaches ``min_psnr``, and :class:`kmq.QualityTooLowError` is raised otherwise. Quality is
-    judged before dithering. Images with transparency are judged by the PSNR of premultiplied
-    RGBA (:mod:`kmq.alpha`).
+    ``Fitter(image, ...).quantize(k)`` equals ``quantize(image, k, ...)``; fits are kept, so
+    asking for a K again costs only the remap.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.pipeline import quantize_to_quality
-    >>> img = np.zeros((8, 8, 3), np.uint8); img[:, 4:] = [200, 30, 30]; img[4:, :2] = 90
-    >>> q = quantize_to_quality(img, 30, 60)
-    >>> q.k, q.psnr
-    (3, inf)
+    >>> from kmq.pipeline import Fitter, quantize
+    >>> img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    >>> fitter = Fitter(img)
+    >>> [fitter.fit(k).k for k in (2, 8)]
+    [2, 8]
+    >>> bool((fitter.quantize(8).indices == quantize(img, 8).indices).all())
+    True
     """
-    if not 0 <= min_psnr <= max_psnr:
-        raise ValueError(f"expected 0 <= min_psnr <= max_psnr (dB); got {min_psnr}, {max_psnr}")
-    max_colors = _check_k(max_colors)
-    color_space = check_space(color_space)
-    pixels = as_pixels(image, max_pixels=max_pixels)
-    start = time.perf_counter()
-    if pixels.shape[2] == 4:
-        source = _Transparent(pixels, color_space)
-        fit_at = source.fit
-    else:
-        rgb, source = pixels, None
-        hist = histogram(rgb)
 
-        def fit_at(k: int, **options) -> tuple:
-            return _fit_palette(hist, k, color_space=color_space, **options)
-    tried: dict[int, tuple] = {}
+    def __init__(self, image, *, seed=0, tol: float = 1e-4, max_iter: int = 300,
+                 color_space: str = "srgb", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 progress: Progress | None = None) -> None:
+        self.options = {"seed": seed, "tol": tol, "max_iter": max_iter,
+                        "color_space": check_space(color_space), "progress": progress}
+        self.max_pixels = max_pixels
+        self.pixels = as_pixels(image, max_pixels=max_pixels)
+        self._start = time.perf_counter()
+        self._source = _Transparent(self.pixels, self.options["color_space"]) \
+            if self.pixels.shape[2] == 4 else None
+        self._hist = histogram(self.pixels) if self._source is None else None
+        self._fits: dict[int, PaletteFit] = {}
 
-    def at(k: int) -> tuple:
-        if k not in tried:
-            tried[k] = fit_at(k, seed=seed, tol=tol, max_iter=max_iter, progress=progress)
-        return tried[k]
+    def fit(self, k: int, *, progress: Progress | None = None) -> PaletteFit:
+        """The palette of at most ``k`` colors, as :func:`fit_palette` fits it (``progress``,
+        when given, instead of the one the fitter was made with)."""
+        k = _check_k(k)
+        if k not in self._fits:
+            options = dict(self.options)
+            if progress is not None:
+                options["progress"] = progress
+            if self._source is not None:
+                self._fits[k] = _fit_transparent(self._source, k, pixels=self.pixels,
+                                                 start=self._start, **options)
+            elif self._hist is not None:
+                self._fits[k] = _fit_histogram(self._hist, k, pixels=self.pixels,
+                                               start=self._start, **options)
+        return self._fits[k]
 
-    def good(k: int) -> bool:
-        return psnr_from_mse(at(k)[3]) >= max_psnr
+    @property
+    def distinct_colors(self) -> int:
+        """Distinct colors of the image."""
+        if self._source is not None:
+            return len(self._source.colors)
+        return len(self._hist) if self._hist is not None else 0
 
-    if good(max_colors):
-        lo, hi = K_MIN, max_colors
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if good(mid) else (mid + 1, hi)
-        k = hi
-    elif psnr_from_mse(at(max_colors)[3]) >= min_psnr:
-        k = max_colors
-    else:
-        raise QualityTooLowError(
-            f"{max_colors} colors reach {psnr_from_mse(at(max_colors)[3]):.2f} dB PSNR, below "
-            f"the minimum of {min_psnr:g} dB")
-    if source is not None:
-        return source.finish(at(k), dither=dither, start=start, k_requested=k,
-                             max_pixels=max_pixels)
-    pal, labels, counts, mse, n_iter, converged = at(k)
-    return _finish(rgb, hist, pal, labels, counts, mse, n_iter=n_iter, converged=converged,
-                   color_space=color_space, dither=dither, max_pixels=max_pixels, start=start,
-                   k_requested=k)
-
-
-def _palette_and_pixels(palette, image, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """A checked (K, 3|4) palette and the image's pixels: RGBA when the palette is (an opaque
-    image gets alpha 255), else RGB (transparency dropped with a warning)."""
-    pal = check_palette(palette, alpha=True)  # 1..65536 entries
-    if pal.shape[1] == 3:
-        return pal, as_pixels(image, max_pixels=max_pixels, alpha=False)
-    pixels = as_pixels(image, max_pixels=max_pixels)
-    if pixels.shape[2] == 3:
-        pixels = np.concatenate([pixels, np.full((*pixels.shape[:2], 1), 255, np.uint8)], axis=2)
-    return pal, pixels
+    def quantize(self, k: int, *, dither: float = 0.0,
+                 progress: Progress | None = None) -> Quantized:
+        """The image mapped onto :meth:`fit`'s palette (``dither`` as for :func:`quantize`)."""
+        return self.fit(k, progress=progress)._remap(self.pixels, dither=_check_dither(dither),
+                                                     max_pixels=self.max_pixels)
 
 
 def apply_palette(image, palette, *, color_space: str = "srgb", dither: float = 0.0,
@@ -512,26 +560,12 @@ def apply_palette(image, palette, *, color_space: str = "srgb", dither: float = 
     >>> q.indices.tolist(), q.counts.tolist(), round(q.mse, 3)
     ([[1, 0]], [1, 1], 195.833)
     """
-    color_space = check_space(color_space)
-    pal, pixels = _palette_and_pixels(palette, image, max_pixels)
+    pal = check_palette(palette, alpha=True)
     if len(pal) > K_MAX:
-        raise ValueError(f"expected a palette of at most {K_MAX} colors; got {len(pal)}")
-    start = time.perf_counter()
-    if pal.shape[1] == 4:
-        source = _Transparent(pixels, color_space)
-        labels = _alpha.nearest(source.points(color_space), _alpha.to_points(pal, color_space))
-        counts = np.bincount(labels, weights=source.counts, minlength=len(pal)).astype(np.int64)
-        mse = _alpha.sse(source.points(), source.weights, pal, labels) / (4.0 * source.n_pixels)
-        return source.finish((pal, labels, counts, mse, 0, True), dither=dither, start=start,
-                             k_requested=len(pal), max_pixels=max_pixels)
-    rgb = pixels
-    hist = histogram(rgb)
-    labels = nearest(to_working(hist.colors, color_space), to_working(pal, color_space))
-    counts = np.bincount(labels, weights=hist.counts, minlength=len(pal)).astype(np.int64)
-    sse = _kk.weighted_sse(hist.points, hist.weights, pal.astype(np.float64), labels)
-    return _finish(rgb, hist, pal, labels, counts, float(sse) / (3.0 * hist.n_pixels), n_iter=0,
-                   converged=True, color_space=color_space, dither=dither,
-                   max_pixels=max_pixels, start=start, k_requested=len(pal))
+        raise ArgumentError(f"expected a palette of at most {K_MAX} colors; got {len(pal)}")
+    given = PaletteFit(pal, check_space(color_space), np.zeros(len(pal), np.int64), math.nan,
+                       0, k_requested=len(pal))
+    return given.remap(image, dither=dither, max_pixels=max_pixels)
 
 
 def remap(image, palette, *, color_space: str = "srgb",
@@ -555,9 +589,13 @@ def remap(image, palette, *, color_space: str = "srgb",
     [[1, 0]]
     """
     color_space = check_space(color_space)
-    pal, pixels = _palette_and_pixels(palette, image, max_pixels)
+    pal = check_palette(palette, alpha=True)  # 1..65536 entries
     if pal.shape[1] == 3:
-        return remap_array(pixels, pal, color_space)
+        return remap_array(as_pixels(image, max_pixels=max_pixels, alpha=False), pal,
+                           color_space)
+    pixels = as_pixels(image, max_pixels=max_pixels)
+    if pixels.shape[2] == 3:
+        pixels = np.concatenate([pixels, np.full((*pixels.shape[:2], 1), 255, np.uint8)], axis=2)
     source = _Transparent(pixels, color_space)
     labels = _alpha.nearest(source.points(color_space), _alpha.to_points(pal, color_space))
     dtype = np.uint8 if len(pal) <= 256 else np.uint16
@@ -637,11 +675,9 @@ class _Transparent:
 def warm_up() -> None:
     """Load the compiled kernels of :func:`quantize` ahead of a first real call.
 
-    A new process pays about a second before its first quantize: numba's start-up (its
-    registries, imported on the first kernel call) and loading each kernel from numba's cache.
-    This quantizes a tiny image, so that cost can be paid on a background thread while the
-    caller does work that releases the GIL, such as decoding the image (``kmq compress`` does
-    that). Kernels that only large images use still load on their first call. Thread-safe, but
+    A new process pays numba's start-up and the loading of each cached kernel before its first
+    quantize. This quantizes a tiny image, so that the cost can be paid on a background thread
+    while the caller does work that releases the GIL, such as decoding the image. Kernels that only large images use still load on their first call. Thread-safe, but
     the caller should not run kernels of its own until it returns.
 
     Examples
@@ -659,5 +695,5 @@ def warm_up() -> None:
     quantize(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), 8)
 
 
-__all__ = ["Quantized", "apply_palette", "fit", "quantize", "quantize_to_quality", "remap",
-           "warm_up"]
+__all__ = ["Fitter", "PaletteFit", "Quantized", "apply_palette", "fit", "fit_palette",
+           "quantize", "remap", "warm_up"]

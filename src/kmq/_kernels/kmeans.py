@@ -29,17 +29,19 @@ RADIX_MIN = 128
 @jit
 def _radix_argsort(keys, out, tmp, counts):
     """Stable argsort of non-negative float64 ``keys`` (no -0.0 or NaN) into ``out`` (int32, as
-    long as ``keys``), by least significant digit radix sort on their bit patterns, which order
-    like the values; ``tmp`` is scratch of the same shape and ``counts`` (int64) of length 256.
+    long as ``keys``); ``tmp`` is scratch of the same shape and ``counts`` (int64) of length 256.
     Ties keep index order, as ``np.argsort(kind="mergesort")`` does: the permutation is the
-    same, without the comparisons' mispredicted branches."""
+    same, without the comparisons' mispredicted branches. A least significant digit radix sort
+    on the high 32 bits of the keys' bit patterns (which order like the values) puts them in
+    order up to their last 20 bits of mantissa; an insertion pass on the values then settles
+    the few that share those bits (stable too)."""
     k = keys.shape[0]
     bits = keys.view(np.uint64)
     src = out
     dst = tmp
     for t in range(k):
         src[t] = t
-    for shift in range(0, 64, 8):
+    for shift in range(32, 64, 8):
         counts[:] = 0
         for t in range(k):
             counts[(bits[src[t]] >> shift) & 255] += 1
@@ -54,6 +56,14 @@ def _radix_argsort(keys, out, tmp, counts):
         src, dst = dst, src
     if src is tmp:
         out[:] = tmp
+    for t in range(1, k):
+        j = out[t]
+        v = keys[j]
+        u = t - 1
+        while u >= 0 and keys[out[u]] > v:
+            out[u + 1] = out[u]
+            u -= 1
+        out[u + 1] = j
 
 
 @jit
@@ -229,11 +239,14 @@ NEAR_CENTERS = 16
 
 
 @jit
-def near_drift(order, cc2, drift, count):
-    """For each center ``a``: the largest ``drift`` among its ``count`` nearest other centers
-    (``order``, sorted for ``cc2``) and the distance to the nearest center beyond them (inf
-    when there is none): the ``near_drift`` and ``near_far`` arguments of
-    :func:`assign_tracked`."""
+def near_drift(order, ranked, drift, count, stale):
+    """For each center ``a``: the largest ``drift`` among its first ``count`` other centers in
+    ``order`` and a lower bound on the distance to every center beyond them (inf when there is
+    none): the ``near_drift`` and ``near_far`` arguments of :func:`assign_tracked`.
+
+    ``order``/``ranked`` may be sorted for the centers as they stood a while ago (see
+    :func:`stale_half_min`): the bound is the distance then less ``stale[a]``. Freshly sorted
+    (``stale`` 0), it is the distance to the nearest center beyond the ``count`` nearest."""
     k = order.shape[0]
     most = np.zeros(k, np.float64)
     beyond = np.full(k, np.inf)
@@ -245,13 +258,38 @@ def near_drift(order, cc2, drift, count):
             if j == a:
                 continue
             if seen == count:
-                beyond[a] = np.sqrt(cc2[a, j])
+                beyond[a] = np.sqrt(ranked[a, t]) - stale[a]
                 break
             if drift[j] > m:
                 m = drift[j]
             seen += 1
         most[a] = m
     return most, beyond
+
+
+@jit
+def stale_half_min(centers, order, ranked, stale, half_min):
+    """Half the distance from each center to its nearest other one, exactly, into ``half_min``,
+    from rows sorted for the centers as they stood a while ago: ``ranked`` holds the squared
+    distances then, in the order of ``order``, and ``stale[a]`` bounds how much nearer than
+    that any center can now be to center ``a`` (its own move plus the largest other, and a
+    hair for rounding). A row is walked only until the distances then, less ``stale[a]``,
+    exceed the nearest found: usually a center or two."""
+    k = centers.shape[0]
+    for a in range(k):
+        best2 = np.inf
+        best = np.inf
+        for t in range(k):
+            j = order[a, t]
+            if j == a:
+                continue
+            if np.sqrt(ranked[a, t]) - stale[a] > best:
+                break
+            d2 = _d2(centers, a, centers, j)
+            if d2 < best2:
+                best2 = d2
+                best = np.sqrt(d2)
+        half_min[a] = 0.5 * best
 
 
 @jit(inline="always")
@@ -289,7 +327,7 @@ SCAN_MARGIN = 0.5
 @jit(parallel=True)
 def assign_tracked(points, centers, ranked, order, half_min, labels, upper, second, lower_second,
                    lower_rest, drift, rest_drift, second_drift, argmax_drift, far, near_drift,
-                   near_far, jump_order, jump_d2):
+                   near_far, jump_order, jump_d2, stale):
     """Move every point to its nearest center, with a separate bound for its runner-up.
 
     Like :func:`assign` (the result is the same: ties go to the lower index among the centers a
@@ -314,8 +352,10 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
     of its center and ``second[i]``, until one is more than twice the point's distance to that
     one plus a margin away (``SCAN_MARGIN``). (Around its own center, a point whose center a
     swap moved far away would compare most centers.) ``ranked`` holds the squared distances
-    between centers in the order of ``order`` (:func:`ranked_geometry`). Returns the number of
-    points whose label changed.
+    between centers in the order of ``order`` (:func:`ranked_geometry`), measured when the rows
+    were sorted: since then no center can have come nearer to center ``b`` than by ``stale[b]``
+    (0 for rows sorted for ``centers``; see :func:`stale_half_min`), so the search goes that
+    much farther along the row. Returns the number of points whose label changed.
 
     ``jump_order``/``jump_d2`` (K, J), when J > 0, list the centers that jumped (those ``far``
     is about) by increasing squared distance from each center (:func:`jump_lists`), and say that
@@ -368,6 +408,8 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
         db = np.sqrt(b2)
         lim = 2.0 * db + SCAN_MARGIN * half_min[b]
         limit2 = lim * lim
+        reach = lim + stale[b]  # along the row: the distances it holds are as they stood
+        reach2 = reach * reach
         if jump_order.shape[1] > 0:
             # a, s and the jumped centers near b; every other center is at least ``kept`` away
             best, best2, runner, runner2 = b, b2, r, r2
@@ -407,8 +449,8 @@ def assign_tracked(points, centers, ranked, order, half_min, labels, upper, seco
             j = order[b, t]
             if j == b:
                 continue
-            if ranked[b, t] > limit2:
-                unscanned = np.sqrt(ranked[b, t]) - db
+            if ranked[b, t] > reach2:
+                unscanned = np.sqrt(ranked[b, t]) - stale[b] - db
                 first_out = j
                 break
             if j == a or j == s:  # ranked above
@@ -688,27 +730,41 @@ def _cell(colors, i, shift, bits):
         (np.int64(colors[i, 1]) >> shift) << bits) | (np.int64(colors[i, 2]) >> shift)
 
 
+@jit(inline="always")
+def _popcount(x):
+    """Set bits of a uint64 (SWAR; LLVM emits one instruction where the CPU has it)."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
 @jit
 def coarse_bins(colors, points, weights, shift):
     """Group colors into sRGB cubes of side ``2**shift``: each occupied cube's weighted mean of
     ``points`` (the colors in the working space) and total weight, in cube order, and every
-    color's cube index. Only a 4-byte slot per possible cube is dense; sums are kept per
-    occupied cube."""
+    color's cube index. The occupied cubes are bits of a bitmap (256 KB for cubes of side 2,
+    where a slot per cube would take 8 MB); a cube's index is the number of occupied cubes
+    before it, from per-word prefix counts. Sums are kept per occupied cube."""
     bits = 8 - shift
-    slot = np.full(1 << (3 * bits), -1, np.int32)
+    words = max(1, (1 << (3 * bits)) >> 6)
+    occupied = np.zeros(words, np.uint64)
     n = colors.shape[0]
     for i in range(n):
-        slot[_cell(colors, i, shift, bits)] = 0
+        key = _cell(colors, i, shift, bits)
+        occupied[key >> 6] |= np.uint64(1) << np.uint64(key & 63)
+    before = np.empty(words, np.int64)  # occupied cubes in the words before each
     m = 0
-    for key in range(slot.shape[0]):
-        if slot[key] == 0:
-            slot[key] = m
-            m += 1
+    for q in range(words):
+        before[q] = m
+        m += _popcount(occupied[q])
     totals = np.zeros(m, np.float64)
     sums = np.zeros((m, 3), np.float64)
     member = np.empty(n, np.int32)
     for i in range(n):
-        s = slot[_cell(colors, i, shift, bits)]
+        key = _cell(colors, i, shift, bits)
+        below = (np.uint64(1) << np.uint64(key & 63)) - np.uint64(1)
+        s = before[key >> 6] + _popcount(occupied[key >> 6] & below)
         member[i] = s
         w = weights[i]
         totals[s] += w
@@ -820,18 +876,32 @@ def hartigan_pass(points, weights, sums, totals, labels, cc2, order, lower, wear
 
 
 @jit(parallel=True)
-def own_and_second(points, centers, labels, cc2, order, own, second):
+def own_and_second(points, centers, labels, cc2, order, own, second, runner, rest):
     """Squared distance of every point to its own center and to the nearest other one: the
     other centers in order of distance from its own, until one is too far to be nearer than the
-    best found (``d(x, j) >= d(a, j) - d(x, a)``)."""
+    best found (``d(x, j) >= d(a, j) - d(x, a)``).
+
+    ``runner``/``rest`` (n,), when not empty, are bounds of :func:`assign_tracked` for
+    ``centers``: a point's likely runner-up and a lower bound on its distance to every center
+    but its own and that one. A runner-up nearer than that bound is the nearest other center,
+    with no search."""
     n = points.shape[0]
     k = centers.shape[0]
+    hinted = runner.shape[0] == n
     for i in prange(n):
         a = labels[i]
         u2 = _d2(points, i, centers, a)
+        own[i] = u2
         u = np.sqrt(u2)
         best2 = np.inf
         limit2 = np.inf
+        if hinted and runner[i] != a:
+            best2 = _d2(points, i, centers, runner[i])
+            if np.sqrt(best2) + BOUND_SLACK <= rest[i]:
+                second[i] = best2
+                continue
+            reach = u + np.sqrt(best2)  # the search need only look this far
+            limit2 = reach * reach
         for t in range(k):
             j = order[a, t]
             if j == a:
@@ -843,20 +913,20 @@ def own_and_second(points, centers, labels, cc2, order, own, second):
                 best2 = d2
                 reach = u + np.sqrt(d2)
                 limit2 = reach * reach
-        own[i] = u2
         second[i] = best2
 
 
 @jit
-def cluster_costs(points, weights, centers, labels, cc2, order):
+def cluster_costs(points, weights, centers, labels, cc2, order, runner, rest):
     """Per cluster: its share of the objective along each axis (K, 3), and its utility (how much
     the objective would grow if its center were deleted and its points went to their
-    second-nearest center). A cluster's share of the objective is the sum of its row."""
+    second-nearest center). A cluster's share of the objective is the sum of its row.
+    ``runner``/``rest``: as :func:`own_and_second` takes them (or empty)."""
     n = points.shape[0]
     k = centers.shape[0]
     own = np.empty(n, np.float64)
     second = np.empty(n, np.float64)
-    own_and_second(points, centers, labels, cc2, order, own, second)
+    own_and_second(points, centers, labels, cc2, order, own, second, runner, rest)
     axis_sse = np.zeros((k, 3), np.float64)
     utility = np.zeros(k, np.float64)
     for i in range(n):
@@ -868,6 +938,11 @@ def cluster_costs(points, weights, centers, labels, cc2, order):
         utility[a] += w * (second[i] - own[i])
     return axis_sse, utility
 
+
+#: :func:`lloyd_steps` re-sorts each center's neighbours once a center has moved farther than
+#: this fraction of the mean half distance from a center to its nearest other one since they
+#: were last sorted; until then the searches allow for the moves (see :func:`stale_half_min`).
+STALE_FRACTION = 1.0
 
 #: Why :func:`lloyd_steps` returned.
 PAUSED, CONVERGED, GAVE_UP, MAX_ITER, EMPTY = 0, 1, 2, 3, 4
@@ -895,18 +970,38 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
     k = centers.shape[0]
     changed = 0
     ranked = np.empty((k, k), np.float64)
+    half_min = np.empty(k, np.float64)
+    anchor = np.empty((k, 3), np.float64)  # the centers ``order`` and ``ranked`` are sorted for
+    stale = np.zeros(k, np.float64)
+    resort_above = -1.0  # sort on the first iteration
     previous_labels = np.empty(labels.shape[0] if incremental else 0, np.int32)
     summed = False  # sums/totals hold the current labels' sums (incremental only)
     for _ in range(steps):
         if state[0] >= max_iter:
             return MAX_ITER, changed
-        cc2, half_min = ranked_geometry(centers, order, ranked)
-        nd, nf = near_drift(order, cc2, drift, NEAR_CENTERS)
+        # the rows stay sorted for ``anchor`` until some center has moved more than a fraction
+        # of the typical half distance between centers: the searches then go a little farther
+        # along them (``stale``) instead of every row being checked and re-sorted each time
+        most = 0.0
+        for j in range(k):
+            stale[j] = np.sqrt(_d2(centers, j, anchor, j)) if resort_above >= 0.0 else 0.0
+            most = max(most, stale[j])
+        if resort_above < 0.0 or most > resort_above:
+            _cc2, fresh = ranked_geometry(centers, order, ranked)
+            half_min[:] = fresh
+            anchor[:] = centers
+            stale[:] = 0.0
+            resort_above = STALE_FRACTION * np.mean(half_min) if k > 1 else 0.0
+        else:
+            for j in range(k):
+                stale[j] += most + BOUND_SLACK
+            stale_half_min(centers, order, ranked, stale, half_min)
+        nd, nf = near_drift(order, ranked, drift, NEAR_CENTERS, stale)
         if k - 1 <= NEAR_CENTERS:  # the near centers are all of them: no second rest bound
             nd[:] = np.inf
         changed = assign_tracked(points, centers, ranked, order, half_min, labels, upper, second,
                                  lower_second, lower_rest, drift, state[2], state[3],
-                                 np.int64(state[4]), far, nd, nf, jump_order, jump_d2)
+                                 np.int64(state[4]), far, nd, nf, jump_order, jump_d2, stale)
         if jump_order.shape[1]:  # the jumps concern the first assignment only
             far[:] = np.inf
             jump_order = jump_order[:, :0]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from kmq._kernels import kmeans as _k
+from kmq.color_histogram import gather, histogram
 from kmq.colorspace import to_working
-from kmq.histogram import gather, histogram
+from kmq.errors import ArgumentError
 from kmq.kmeans import assign, grid_guess
 
 
@@ -38,7 +39,7 @@ def nearest(points: np.ndarray, palette: np.ndarray, guess: np.ndarray | None = 
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.remapping import nearest
+    >>> from kmq.nearest import nearest
     >>> nearest(np.array([[0, 0, 0], [90, 90, 90.0]]), np.array([[100, 100, 100], [0, 0, 10.0]]))
     array([1, 0], dtype=int32)
     """
@@ -67,13 +68,13 @@ def check_palette(palette, *, alpha: bool = False) -> np.ndarray:
     widths = (3, 4) if alpha else (3,)
     if arr.ndim != 2 or arr.shape[1] not in widths or not 1 <= len(arr) <= 65536:
         shape = "(K, 3) or (K, 4)" if alpha else "(K, 3)"
-        raise ValueError(f"expected a palette of shape {shape} with 1 <= K <= 65536; "
-                         f"got shape {arr.shape}")
+        raise ArgumentError(f"expected a palette of shape {shape} with 1 <= K <= 65536; "
+                            f"got shape {arr.shape}")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.number) or arr.min() < 0 or arr.max() > 255 or (
                 not np.all(arr == np.round(arr))):
-            raise ValueError(f"expected palette values that are integers in 0..255; "
-                             f"got dtype {arr.dtype} with range {arr.min()}..{arr.max()}")
+            raise ArgumentError(f"expected palette values that are integers in 0..255; "
+                                f"got dtype {arr.dtype} with range {arr.min()}..{arr.max()}")
         arr = arr.astype(np.uint8)
     return arr
 

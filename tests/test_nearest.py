@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import kmq
-from kmq.remapping import nearest
+from kmq.nearest import nearest
 from naive import nearest as naive_nearest
 
 

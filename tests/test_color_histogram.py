@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kmq._kernels import histogram as _k
-from kmq.histogram import gather, histogram, keys_to_colors, merge
+from kmq.color_histogram import gather, histogram, keys_to_colors, merge
 from naive import histogram as naive_histogram
 
 

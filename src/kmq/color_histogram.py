@@ -14,6 +14,7 @@ import numpy as np
 
 from kmq._kernels import histogram as _k
 from kmq._kernels.histogram import N_KEYS
+from kmq.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ def _pixels(rgb: np.ndarray) -> np.ndarray:
     if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3
             and rgb.shape[2] == 3):
         got = f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}"
-        raise ValueError(f"expected an RGB image as a uint8 array (H, W, 3); got {got}")
+        raise ArgumentError(f"expected an RGB image as a uint8 array (H, W, 3); got {got}")
     if rgb.size == 0:
-        raise ValueError(f"expected a non-empty image; got shape {rgb.shape}")
+        raise ArgumentError(f"expected a non-empty image; got shape {rgb.shape}")
     return np.ascontiguousarray(rgb).reshape(-1, 3)
 
 
@@ -76,7 +77,7 @@ def histogram(rgb: np.ndarray) -> ColorHistogram:
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.histogram import histogram
+    >>> from kmq.color_histogram import histogram
     >>> img = np.array([[[255, 0, 0], [255, 0, 0], [0, 0, 9]]], dtype=np.uint8)
     >>> h = histogram(img)
     >>> h.colors.tolist(), h.counts.tolist()
@@ -94,7 +95,7 @@ def merge(histograms: Iterable[ColorHistogram]) -> ColorHistogram:
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.histogram import histogram, merge
+    >>> from kmq.color_histogram import histogram, merge
     >>> a = histogram(np.zeros((1, 2, 3), np.uint8))
     >>> b = histogram(np.full((1, 1, 3), 7, np.uint8))
     >>> merge([a, b, a]).counts.tolist()
@@ -102,7 +103,7 @@ def merge(histograms: Iterable[ColorHistogram]) -> ColorHistogram:
     """
     hs = list(histograms)
     if not hs:
-        raise ValueError("expected at least one histogram to merge; got none")
+        raise ArgumentError("expected at least one histogram to merge; got none")
     keys = np.concatenate([h.keys for h in hs])
     counts = np.concatenate([h.counts for h in hs])
     uniq, inverse = np.unique(keys, return_inverse=True)
@@ -118,7 +119,7 @@ def gather(rgb: np.ndarray, hist: ColorHistogram, labels: np.ndarray,
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.histogram import gather, histogram
+    >>> from kmq.color_histogram import gather, histogram
     >>> img = np.array([[[9, 9, 9], [0, 0, 0], [9, 9, 9]]], np.uint8)
     >>> gather(img, histogram(img), np.array([5, 7]), 8).tolist()
     [[7, 5, 7]]
