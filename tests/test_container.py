@@ -26,12 +26,11 @@ from kmq.codecs.container import (
     Method,
     decode,
     encode,
-    load,
     luma_order,
     read_header,
-    save,
 )
 from kmq.errors import CorruptFileError, ImageReadError, OutputExistsError
+from kmq.indexed_files import load, read_kmq, save
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -353,7 +352,7 @@ def test_save_and_load(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(ImageReadError, match="cannot read"):
+    with pytest.raises(ImageReadError, match="no such file"):
         load(tmp_path / "missing.kmq")
     path = tmp_path / "cut.kmq"
     path.write_bytes(encode(random_palette(16, 1), blocks_and_gradient(40, 50, 16, seed=1))[:-1])
@@ -361,7 +360,9 @@ def test_load_errors(tmp_path):
         load(path)
     path.write_bytes(b"GIF89a" + bytes(40))
     with pytest.raises(CorruptFileError, match="bad magic"):
-        load(path)
+        read_kmq(path)
+    with pytest.raises(ImageReadError, match=r"cut\.kmq: not a readable image file"):
+        load(path)  # neither a .kmq file nor an image
 
 
 # --- golden files --------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import kmq
-from kmq.cli import EXIT_QUALITY, app
-from kmq.pipeline import quantize_to_quality
+from kmq.cli import app
+from kmq.targets import quantize_to_quality
 
 
 def test_the_chosen_k_meets_the_target_and_three_quarters_of_it_does_not(coffee):
@@ -37,14 +37,15 @@ def test_cli_quality_writes_nothing_and_exits_7_when_too_low(tmp_path, small_pho
     Image.fromarray(small_photo).save(src)
     out = tmp_path / "out.png"
     runner = CliRunner()
-    bad = runner.invoke(app, ["compress", str(src), "--quality", "60-70", "--max-colors", "4",
+    bad = runner.invoke(app, ["compress", str(src), "--psnr", "60-70", "-k", "4",
                               "-o", str(out)])
-    assert bad.exit_code == EXIT_QUALITY == 7
+    assert bad.exit_code == kmq.QualityTooLowError.exit_code == 7
     assert not out.exists()
-    ok = runner.invoke(app, ["compress", str(src), "--quality", "25-30", "-o", str(out),
+    ok = runner.invoke(app, ["compress", str(src), "--psnr", "25-30", "-o", str(out),
                              "--quiet"])
     assert ok.exit_code == 0, ok.output
     with Image.open(out) as im:
         k = len(im.getpalette()) // 3
     assert k == quantize_to_quality(small_photo, 25, 30).k
-    assert runner.invoke(app, ["compress", str(src), "--quality", "40-30"]).exit_code == 2
+    assert runner.invoke(app, ["compress", str(src), "--psnr", "40-30"]).exit_code == 2
+    assert runner.invoke(app, ["compress", str(src), "--quality", "80-70"]).exit_code == 2

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 import kmq
-from kmq.codecs.gif import encode_gif, save_gif
-from kmq.codecs.webp import encode_webp, save_webp
+from kmq.codecs.gif import encode_gif
+from kmq.codecs.webp import encode_webp
 from kmq.errors import OutputExistsError
+from kmq.indexed_files import save
 
 
 def random_indexed(seed: int, k: int, shape=(23, 37)):
@@ -59,12 +60,12 @@ def test_webp_of_a_quantized_photo_reads_back_exactly(small_photo):
 def test_save_webp_is_atomic_and_refuses_to_overwrite(tmp_path):
     palette, indices = random_indexed(1, 5)
     path = tmp_path / "a.webp"
-    n = save_webp(path, palette, indices)
+    n = save(path, palette, indices, format="webp")
     assert path.read_bytes() == encode_webp(palette, indices) and n == path.stat().st_size
     with pytest.raises(OutputExistsError):
-        save_webp(path, palette[::-1].copy(), indices)
+        save(path, palette[::-1].copy(), indices, format="webp")
     assert path.read_bytes() == encode_webp(palette, indices)
-    save_webp(path, palette[::-1].copy(), indices, overwrite=True)
+    save(path, palette[::-1].copy(), indices, format="webp", overwrite=True)
     np.testing.assert_array_equal(read_rgb(path.read_bytes()), palette[::-1][indices])
     assert [p.name for p in tmp_path.iterdir()] == ["a.webp"]  # no temporary file left
 
@@ -107,12 +108,12 @@ def test_gif_keeps_duplicate_and_unused_palette_entries():
 
 def test_gif_of_a_quantized_photo_is_exact_and_deterministic(small_photo, tmp_path):
     q = kmq.quantize(small_photo, 200, seed=0)
-    n = save_gif(tmp_path / "a.gif", q.palette, q.indices)
+    n = save(tmp_path / "a.gif", q.palette, q.indices, format="gif")
     data = (tmp_path / "a.gif").read_bytes()
     assert n == len(data) and data == encode_gif(q.palette, q.indices)
     np.testing.assert_array_equal(read_rgb(data), q.to_rgb())
     with pytest.raises(OutputExistsError):
-        save_gif(tmp_path / "a.gif", q.palette, q.indices)
+        save(tmp_path / "a.gif", q.palette, q.indices, format="gif")
 
 
 def test_gif_bad_arguments():

@@ -1,29 +1,48 @@
-"""Reading images into RGB or RGBA arrays, and writing files atomically.
+"""Reading images into RGB or RGBA arrays, and writing files atomically: the primitives of
+kmq's file layer (:mod:`kmq.files`).
 
-Any file Pillow opens is accepted. EXIF orientation is applied; an embedded ICC profile other than
-sRGB (Display P3, Adobe RGB, a CMYK press profile...) is converted to sRGB by LittleCMS (Pillow's
-ImageCms, relative colorimetric intent, as browsers do), so that colors do not shift; grayscale,
-palette, CMYK, YCbCr and other modes become RGB; 16- and 32-bit samples are scaled to 8 bits.
-Transparency (an alpha channel, a PNG ``tRNS`` chunk, a GIF transparent index) is kept by
-:func:`read_image` and :func:`as_pixels`, which return (H, W, 4) when some pixel is not opaque;
-:func:`read_rgb` and :func:`as_rgb` drop it with an :class:`AlphaDroppedWarning`. An image with
-more pixels than ``max_pixels`` is refused before its pixels are decoded.
+Any image Pillow opens is accepted, from a path (regular files only: a FIFO, a device or a
+folder is refused before anything is read), bytes or an open binary file. EXIF orientation is
+applied; an embedded ICC profile other than sRGB (Display P3, Adobe RGB, a CMYK press
+profile...) is converted to sRGB by LittleCMS (Pillow's ImageCms, relative colorimetric intent,
+as browsers do), so that colors do not shift; grayscale, palette, CMYK, YCbCr and other modes
+become RGB; 16- and 32-bit samples are scaled to 8 bits, float samples from [0, 1] (or [0, 255]
+when they exceed 1). Transparency (an alpha channel, a PNG ``tRNS`` chunk, a GIF transparent
+index) is kept by :func:`read_image` and :func:`as_pixels`, which return (H, W, 4) when some pixel
+is not opaque; :func:`read_rgb` and :func:`as_rgb` drop it with an :class:`AlphaDroppedWarning`.
+An image with more pixels than ``max_pixels`` is refused before its pixels are decoded. Every
+failure to read is an :class:`kmq.ImageReadError` whose message names the input.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kmq.errors import ImageReadError, ImageTooLargeError, OutputExistsError, one_line
+from kmq.errors import (
+    AlphaDroppedWarning,
+    ArgumentError,
+    ArgumentTypeError,
+    FirstFrameWarning,
+    ImageReadError,
+    ImageTooLargeError,
+    NonFiniteWarning,
+    OutputExistsError,
+    ProfileIgnoredWarning,
+    one_line,
+)
 
 #: Default limit on the pixels of one input image (100 megapixels, 300 MB as RGB).
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -31,14 +50,6 @@ DEFAULT_MAX_PIXELS = 100_000_000
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _WIDE_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 _EXIF_ORIENTATION = 0x0112
-
-
-class AlphaDroppedWarning(UserWarning):
-    """The input had transparency, which the caller asked to drop (an RGB-only use)."""
-
-
-class ProfileIgnoredWarning(UserWarning):
-    """The input's embedded ICC profile could not be used; its colors were read as sRGB."""
 
 
 def _has_transparency(im: Image.Image) -> bool:
@@ -104,6 +115,8 @@ def to_srgb(im: Image.Image, name: str = "image") -> Image.Image:
             return im  # sRGB already, whatever its name
     alpha = im.getchannel("A") if im.mode == "LA" else None
     out = ImageCms.applyTransform(im.convert(in_mode) if in_mode != im.mode else im, transform)
+    if out is None:  # Pillow transformed in place: not with these arguments
+        return im
     if alpha is not None:
         out.putalpha(alpha)
     out.info = {k: v for k, v in im.info.items() if k != "icc_profile"}
@@ -123,10 +136,20 @@ def _wide_to_uint8(arr: np.ndarray) -> np.ndarray:
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Float samples: [0, 1] if the image stays within it, else [0, 255]; then rounded."""
-    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0)
-    scale = 255.0 if arr.size and np.nanmax(arr) <= 1.0 else 1.0
+def _float_to_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
+    """Float samples to 8 bits: from [0, 1] when the finite samples stay within it, else from
+    [0, 255]; rounded and clipped. NaN and infinite samples do not choose the scale: NaN becomes
+    0, an infinity the end of the range, with a :class:`NonFiniteWarning`."""
+    arr = np.asarray(arr, np.float64)
+    finite = np.isfinite(arr)
+    all_finite = bool(finite.all())
+    top = float(arr[finite].max()) if finite.any() else 0.0
+    scale = 255.0 if top <= 1.0 else 1.0
+    if not all_finite:
+        bad = int(arr.size - np.count_nonzero(finite))
+        warnings.warn(f"{name}: {bad:,} NaN or infinite samples clipped to the image's range",
+                      NonFiniteWarning, stacklevel=4)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=255.0 / scale, neginf=0.0)
     return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
 
 
@@ -137,7 +160,7 @@ def pil_to_array(im: Image.Image, name: str = "image", *, alpha: bool = True) ->
     mode = im.mode
     if mode in _WIDE_MODES or mode == "F":
         arr = np.asarray(im)
-        gray = _float_to_uint8(arr) if mode == "F" else _wide_to_uint8(arr)
+        gray = _float_to_uint8(arr, name) if mode == "F" else _wide_to_uint8(arr)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if _has_transparency(im):
         rgba = np.asarray(im if mode == "RGBA" else im.convert("RGBA"))
@@ -150,18 +173,104 @@ def pil_to_array(im: Image.Image, name: str = "image", *, alpha: bool = True) ->
     return np.asarray(im if mode == "RGB" else im.convert("RGB"))
 
 
-def read_image(path: str | os.PathLike | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               alpha: bool = True, name: str | None = None) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, or (H, W, 4) RGBA when it has transparency
-    (some pixel not fully opaque) and ``alpha`` is true.
+def open_input(path: str | os.PathLike) -> BinaryIO:
+    """Open a regular file for reading, or raise :class:`ImageReadError` saying why not: no
+    such file, a folder, not a regular file (a FIFO or a device is never read, so it cannot
+    hang), permission denied, or another OS error.
 
-    ``path`` may also be an open binary file (e.g. ``io.BytesIO`` of an upload); ``name`` is
-    what error messages call it (by default the path).
+    Examples
+    --------
+    >>> import tempfile
+    >>> from kmq.io import open_input
+    >>> open_input(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    kmq.errors.ImageReadError: /...: is a directory, not an image file
+    """
+    name = os.fspath(path)
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _read_error(name, exc) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageReadError(f"{name}: is a directory, not an image file")
+        if not stat.S_ISREG(mode):
+            raise ImageReadError(f"{name}: not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_error(name: str, exc: OSError) -> ImageReadError:
+    """The one-line :class:`ImageReadError` for an OS error met while reading ``name``."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return ImageReadError(f"{name}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return ImageReadError(f"{name}: is a directory, not an image file")
+    if isinstance(exc, PermissionError):
+        return ImageReadError(f"{name}: permission denied")
+    return ImageReadError(f"{name}: cannot read ({exc.strerror or one_line(exc)})")
+
+
+def _decode(fh: BinaryIO, *, max_pixels: int, alpha: bool, name: str) -> np.ndarray:
+    """Decode an image from an open binary file (see the module docstring)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fh) as opened:
+                _check_size(opened.width, opened.height, max_pixels, name)
+                frames = getattr(opened, "n_frames", 1)
+                if frames > 1:
+                    warnings.warn(f"{name}: {frames} frames or pages; the first is used",
+                                  FirstFrameWarning, stacklevel=4)
+                opened.load()
+                im: Image.Image = opened
+                if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                    im = ImageOps.exif_transpose(im)
+                return pil_to_array(im, name, alpha=alpha)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name}: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
+    except ImageReadError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:  # the system's, not the decoder's
+            raise _read_error(name, exc) from exc
+        raise ImageReadError(f"{name}: cannot decode image ({one_line(exc)})") from exc
+    except (SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise ImageReadError(f"{name}: cannot decode image ({one_line(exc) or type(exc).__name__})"
+                             ) from exc
+
+
+def _source_name(source, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    given = getattr(source, "name", None)
+    return given if isinstance(given, str) else "image"
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS, alpha: bool = True,
+               name: str | None = None) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB, or (H, W, 4) RGBA when it has transparency (some
+    pixel not fully opaque) and ``alpha`` is true.
+
+    ``source`` is a path (a regular file), the file's bytes, or an open binary file (e.g.
+    ``io.BytesIO`` of an upload); ``name`` is what error messages call it (by default the path).
 
     Raises
     ------
     ImageReadError
-        The file is missing, unreadable, not an image, damaged, or has a broken ICC profile.
+        Missing, not a regular file, unreadable, not an image, damaged.
     ImageTooLargeError
         It has more than ``max_pixels`` pixels.
 
@@ -176,30 +285,58 @@ def read_image(path: str | os.PathLike | BinaryIO, *, max_pixels: int = DEFAULT_
     >>> read_image(path).shape, read_image(path)[0, 0].tolist()
     ((2, 2, 4), [255, 0, 0, 255])
     """
-    source = path if hasattr(path, "read") else os.fspath(path)
-    name = name or (source if isinstance(source, str) else "image")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as im:
-                _check_size(im.width, im.height, max_pixels, name)
-                im.load()
-                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-                if orientation != 1:
-                    im = ImageOps.exif_transpose(im)
-                return pil_to_array(im, name, alpha=alpha)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}") from exc
-    except FileNotFoundError as exc:
-        raise ImageReadError(f"{name}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise ImageReadError(f"{name}: is a directory, not an image") from exc
-    except PermissionError as exc:
-        raise ImageReadError(f"{name}: permission denied") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{name}: not an image file Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageReadError(f"{name}: cannot decode image ({exc})") from exc
+    label = _source_name(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise ImageReadError(f"{label}: empty file")
+        return _decode(io.BytesIO(source), max_pixels=max_pixels, alpha=alpha, name=label)
+    if not isinstance(source, (str, os.PathLike)):  # an open binary file
+        return _decode(source, max_pixels=max_pixels, alpha=alpha, name=label)
+    with open_input(source) as fh:
+        return _decode(fh, max_pixels=max_pixels, alpha=alpha, name=label)
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """An image read from a file, with what the file layer reports about it.
+
+    Attributes
+    ----------
+    pixels : ndarray of uint8, shape (H, W, 3) or (H, W, 4)
+    name : str
+        What messages call it (the path, or the name given).
+    n_bytes : int
+        Size of the file (or of the bytes) read.
+    warnings : tuple of str
+        Warnings met while reading, one line each (the first frame used, a profile ignored...).
+    """
+
+    pixels: np.ndarray
+    name: str
+    n_bytes: int
+    warnings: tuple[str, ...] = ()
+
+
+#: ``warnings.catch_warnings`` changes process-wide state: reads that record warnings take turns.
+_WARNINGS_LOCK = threading.Lock()
+
+
+def load_image(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               alpha: bool = True, name: str | None = None) -> SourceImage:
+    """:func:`read_image` of a path or bytes, with the input's size and the warnings met while
+    reading returned (not emitted) in a :class:`SourceImage`."""
+    label = _source_name(source, name)
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            pixels, n_bytes = read_image(source, max_pixels=max_pixels, alpha=alpha,
+                                         name=label), len(source)
+        else:
+            with open_input(source) as fh:
+                n_bytes = os.fstat(fh.fileno()).st_size
+                pixels = _decode(fh, max_pixels=max_pixels, alpha=alpha, name=label)
+    messages = tuple(dict.fromkeys(one_line(w.message) for w in caught))
+    return SourceImage(pixels=pixels, name=label, n_bytes=n_bytes, warnings=messages)
 
 
 def read_rgb(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -227,10 +364,14 @@ def read_rgb(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -
 
 def as_pixels(image, *, max_pixels: int = DEFAULT_MAX_PIXELS, alpha: bool = True) -> np.ndarray:
     """An (H, W, 3) uint8 RGB array, or (H, W, 4) RGBA when the image has transparency (some pixel
-    not fully opaque) and ``alpha`` is true; from an array, a Pillow image or a path.
+    not fully opaque) and ``alpha`` is true; from an array, a Pillow image, a path, an image
+    file's bytes or an open binary file.
 
-    Arrays may be (H, W) gray or (H, W, 1|3|4), of dtype uint8 (as is), uint16 (scaled to 8 bits)
-    or bool. An (H, W, 4) array whose alpha is 255 everywhere comes back as RGB.
+    Arrays may be (H, W) gray or (H, W, 1|3|4), of dtype uint8 (as is), uint16 (scaled to 8
+    bits), bool, or float: in [0, 1] as scikit-image holds images (in [0, 255] when some
+    sample exceeds 1; NaN and infinities are clipped with a warning). An (H, W, 4) array whose
+    alpha is 255 everywhere comes back as RGB. A C-ordered (H, W, 3) uint8 array comes back as
+    it is (no copy).
 
     Examples
     --------
@@ -242,28 +383,33 @@ def as_pixels(image, *, max_pixels: int = DEFAULT_MAX_PIXELS, alpha: bool = True
     >>> rgba[0, 0, 3] = 0
     >>> as_pixels(rgba).shape
     (2, 2, 4)
+    >>> as_pixels(np.full((1, 1, 3), 0.5))[0, 0].tolist()  # float in [0, 1]
+    [128, 128, 128]
     """
-    if isinstance(image, (str, os.PathLike)):
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+            image, "read"):
         return read_image(image, max_pixels=max_pixels, alpha=alpha)
     if isinstance(image, Image.Image):
         _check_size(image.width, image.height, max_pixels, "image")
         return pil_to_array(image, alpha=alpha)
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a numpy array, a PIL.Image.Image or a path; "
-                        f"got {type(image).__name__}")
+        raise ArgumentTypeError(f"expected an image: a numpy array, a PIL.Image.Image, a path, "
+                                f"bytes or a binary file; got {type(image).__name__}")
     arr = image
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)) or (
             arr.size == 0):
-        raise ValueError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4); "
-                         f"got shape {arr.shape}")
+        raise ArgumentError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4); "
+                            f"got shape {arr.shape}")
     _check_size(arr.shape[1], arr.shape[0], max_pixels, "image")
     if arr.dtype == np.uint16:
         arr = _wide_to_uint8(arr)
     elif arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = _float_to_uint8(arr)
     elif arr.dtype != np.uint8:
-        raise ValueError(f"expected an image array of dtype uint8 (or uint16, bool); "
-                         f"got {arr.dtype}")
+        raise ArgumentError(f"expected an image array of dtype uint8, uint16, bool or float; "
+                            f"got {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape[2] == 4:
@@ -358,7 +504,7 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], None], *,
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object], *,
                  overwrite: bool = False) -> int:
     """Write a file through ``write(fileobj)`` atomically; returns the number of bytes written."""
     with atomic_output(path, overwrite=overwrite) as fh:

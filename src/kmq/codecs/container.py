@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import io
-import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ import numpy as np
 import zstandard
 
 from kmq._kernels import coder as _coder
-from kmq.errors import CorruptFileError, ImageReadError
-from kmq.io import DEFAULT_MAX_PIXELS, write_atomic
+from kmq.errors import ArgumentError, ArgumentTypeError, CorruptFileError, ImageTooLargeError
+from kmq.io import DEFAULT_MAX_PIXELS
+from kmq.quantized import IndexedImage
 
 MAGIC = b"\x89KMQ\r\n\x1a\n"
 VERSION = 1
@@ -111,58 +111,39 @@ class Header:
         return 8.0 * self.file_size / self.pixels
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """A decoded .kmq file.
+@dataclass(frozen=True, repr=False)
+class Decoded(IndexedImage):
+    """A decoded .kmq file: ``palette`` (K, 3) or (K, 4) uint8 and ``indices`` (H, W) in the
+    dtype they were written from (see :class:`kmq.quantized.IndexedImage`), and the format
+    version and coding method the file used."""
 
-    Attributes
-    ----------
-    palette : ndarray of uint8, shape (K, 3), or (K, 4) for an RGBA file
-    indices : ndarray of uint8 or uint16, shape (H, W)
-    width, height, k, version : int
-    method : Method
-    """
-
-    palette: np.ndarray
-    indices: np.ndarray
-    width: int
-    height: int
-    k: int
-    version: int
-    method: Method
-
-    def to_rgb(self) -> np.ndarray:
-        """The image's colors as an (H, W, 3) uint8 array (alpha left out)."""
-        return np.take(self.palette[:, :3], self.indices, axis=0)
-
-    def to_array(self) -> np.ndarray:
-        """The image as an (H, W, 3) or, for RGBA, (H, W, 4) uint8 array."""
-        return np.take(self.palette, self.indices, axis=0)
+    version: int = 1
+    method: Method = Method.CONTEXT
 
 
 # --- encoding ------------------------------------------------------------------------------------
 
 def _check_inputs(palette, indices) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(palette, np.ndarray) or not isinstance(indices, np.ndarray):
-        raise TypeError(f"expected numpy arrays for palette and indices; got "
-                        f"{type(palette).__name__} and {type(indices).__name__}")
+        raise ArgumentTypeError(f"expected numpy arrays for palette and indices; got "
+                                f"{type(palette).__name__} and {type(indices).__name__}")
     if palette.dtype != np.uint8 or palette.ndim != 2 or palette.shape[1] not in (3, 4):
-        raise ValueError(f"expected a palette of shape (K, 3) or (K, 4) and dtype uint8; "
-                         f"got shape {palette.shape} and dtype {palette.dtype}")
+        raise ArgumentError(f"expected a palette of shape (K, 3) or (K, 4) and dtype uint8; "
+                            f"got shape {palette.shape} and dtype {palette.dtype}")
     k = palette.shape[0]
     if not 1 <= k <= MAX_K:
-        raise ValueError(f"expected 1 to {MAX_K} palette entries; got {k}")
+        raise ArgumentError(f"expected 1 to {MAX_K} palette entries; got {k}")
     if indices.dtype not in (np.uint8, np.uint16):
-        raise TypeError(f"expected indices of dtype uint8 or uint16; got {indices.dtype}")
+        raise ArgumentTypeError(f"expected indices of dtype uint8 or uint16; got {indices.dtype}")
     if indices.ndim != 2:
-        raise ValueError(f"expected a 2-D (H, W) index map; got shape {indices.shape}")
+        raise ArgumentError(f"expected a 2-D (H, W) index map; got shape {indices.shape}")
     height, width = indices.shape
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
-        raise ValueError(f"expected an index map of 1 to {MAX_SIDE} pixels a side and at most "
-                         f"{MAX_PIXELS} pixels; got {width}x{height}")
+        raise ArgumentError(f"expected an index map of 1 to {MAX_SIDE} pixels a side and at most "
+                            f"{MAX_PIXELS} pixels; got {width}x{height}")
     top = int(indices.max())
     if top >= k:
-        raise ValueError(f"expected indices below K = {k}; got an index of {top}")
+        raise ArgumentError(f"expected indices below K = {k}; got an index of {top}")
     return np.ascontiguousarray(palette), np.ascontiguousarray(indices)
 
 
@@ -236,7 +217,7 @@ def encode(palette: np.ndarray, indices: np.ndarray, *, method: Method | None = 
     k = palette.shape[0]
     if k == 1:
         if method not in (None, Method.CONSTANT):
-            raise ValueError(f"K == 1 is always coded with {Method.CONSTANT!r}; got {method!r}")
+            raise ArgumentError(f"K == 1 is always coded with {Method.CONSTANT!r}; got {method!r}")
         chosen, payload = Method.CONSTANT, b""
     elif method == Method.BITPACK_ZSTD:
         chosen, payload = Method.BITPACK_ZSTD, _payload_bitpack(indices, k)
@@ -248,10 +229,11 @@ def encode(palette: np.ndarray, indices: np.ndarray, *, method: Method | None = 
             if len(fallback) < len(payload):
                 chosen, payload = Method.BITPACK_ZSTD, fallback
     else:
-        raise ValueError(f"expected a Method with K >= 2 (BITPACK_ZSTD or CONTEXT); got {method!r}")
+        raise ArgumentError(f"expected a Method with K >= 2 (BITPACK_ZSTD or CONTEXT); "
+                            f"got {method!r}")
     if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"the coded index map ({len(payload):,} bytes) is over the format's "
-                         f"limit of {MAX_PAYLOAD:,} bytes")
+        raise ArgumentError(f"the coded index map ({len(payload):,} bytes) is over the format's "
+                            f"limit of {MAX_PAYLOAD:,} bytes")
     height, width = indices.shape
     layout = _LAYOUT_RGBA if palette.shape[1] == 4 else _LAYOUT_RGB
     fields = _HEADER.pack(MAGIC, VERSION, layout, int(chosen), indices.dtype.itemsize,
@@ -418,116 +400,34 @@ def decode(data: bytes | bytearray | memoryview, *,
     else:
         indices = _decode_context(payload, palette, header)
     return Decoded(palette=palette, indices=indices.astype(header.index_dtype, copy=False),
-                   width=header.width, height=header.height, k=header.k,
                    version=header.version, method=header.method)
 
 
-# --- files ---------------------------------------------------------------------------------------
 
-def save(path: str | os.PathLike, palette, indices: np.ndarray | None = None, *,
-         overwrite: bool = False) -> int:
-    """Write a .kmq file atomically; returns its size in bytes.
+def read(fh, *, max_pixels: int = DEFAULT_MAX_PIXELS, size: int | None = None,
+         name: str = "") -> Decoded:
+    """Decode a .kmq file from an open binary file: the header, and the file's ``size`` when
+    given, are checked before the rest is read (a damaged header costs no large read).
 
-    Parameters
-    ----------
-    path : str or path-like
-    palette : ndarray of uint8, shape (K, 3), or a quantization result
-        The palette, or an object with ``.palette`` and ``.indices`` (a :class:`kmq.Quantized`),
-        in which case ``indices`` is not given.
-    indices : ndarray of uint8 or uint16, shape (H, W)
-        Palette index of every pixel (with a palette only).
-    overwrite : bool
-        Replace an existing file; without it an existing ``path`` raises
-        :class:`~kmq.errors.OutputExistsError` and is left untouched.
-
-    Raises
-    ------
-    OutputExistsError
-        ``path`` exists and ``overwrite`` is false.
-    TypeError, ValueError
-        As :func:`encode`; also a quantization result given together with ``indices``, or a
-        palette given without them.
-
-    Examples
-    --------
-    A quantization result, as ``kmq.save`` (this function) and ``kmq.load``:
-
-    >>> import tempfile, numpy as np, kmq
-    >>> from skimage import data
-    >>> q = kmq.quantize(data.chelsea()[:64, :96], 16)
-    >>> path = tempfile.mkdtemp() + "/cat.kmq"
-    >>> kmq.save(path, q) == len(open(path, "rb").read())
-    True
-    >>> back = kmq.load(path)
-    >>> np.array_equal(back.palette, q.palette), np.array_equal(back.indices, q.indices)
-    (True, True)
-    >>> np.array_equal(back.to_rgb(), q.palette[q.indices])
-    True
-
-    A palette and an index map:
-
-    >>> from kmq.codecs.container import load, save
-    >>> path = tempfile.mkdtemp() + "/flag.kmq"
-    >>> indices = np.repeat(np.arange(3, dtype=np.uint8), 4)[None, :].repeat(5, axis=0)
-    >>> palette = np.array([[0, 85, 164], [255, 255, 255], [239, 65, 53]], np.uint8)
-    >>> save(path, palette, indices) == len(open(path, "rb").read())
-    True
-    >>> load(path).indices.shape
-    (5, 12)
+    Raises :class:`CorruptFileError` as :func:`decode` does, its message prefixed by ``name``,
+    and :class:`kmq.ImageTooLargeError` when the header states more than ``max_pixels``.
     """
-    if not isinstance(palette, np.ndarray) and hasattr(palette, "palette") and hasattr(
-            palette, "indices"):
-        if indices is not None:
-            raise TypeError(f"expected either a quantization result or a palette and indices; "
-                            f"got a {type(palette).__name__} and indices")
-        palette, indices = palette.palette, palette.indices
-    elif indices is None:
-        raise TypeError(f"expected a quantization result (with .palette and .indices) or a "
-                        f"palette and indices; got a {type(palette).__name__} and no indices")
-    data = encode(palette, indices)
-    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
-
-
-def load(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Read and decode a .kmq file (the header is checked before the rest is read).
-
-    Parameters
-    ----------
-    path : str or path-like
-    max_pixels : int
-        Refuse (:class:`~kmq.errors.CorruptFileError`) a file stating more pixels, before
-        reading its payload.
-
-    Returns
-    -------
-    Decoded
-        ``.palette`` (K, 3) uint8, ``.indices`` (H, W) in the dtype they were saved from, and
-        ``.to_rgb()``; see :func:`save` for an example.
-
-    Raises
-    ------
-    ImageReadError
-        The file cannot be opened or read.
-    CorruptFileError
-        As :func:`decode`, and when the file's size is not the one its header states.
-    """
-    name = os.fspath(path)
+    prefix = f"{name}: " if name else ""
+    head = fh.read(HEADER_SIZE)
     try:
-        with open(name, "rb") as fh:
-            head = fh.read(HEADER_SIZE)
-            size = os.fstat(fh.fileno()).st_size
-            try:
-                header = read_header(head)
-                _check_pixels(header, max_pixels)
-            except CorruptFileError as exc:
-                raise CorruptFileError(f"{name}: {exc}") from exc
-            if size != header.file_size:
-                raise CorruptFileError(f"{name}: {size:,} bytes where the header states "
-                                       f"{header.file_size:,}")
-            data = head + fh.read(header.file_size - HEADER_SIZE)
-    except OSError as exc:
-        raise ImageReadError(f"{name}: cannot read ({exc.strerror or exc})") from exc
-    try:
-        return decode(data, max_pixels=max_pixels)
+        header = read_header(head)
+        if header.pixels > max_pixels:
+            raise ImageTooLargeError(
+                f"{prefix}{header.width}x{header.height} = {header.pixels:,} pixels is over the "
+                f"limit of {max_pixels:,} pixels (raise it with max_pixels / --max-pixels)")
+        if size is not None and size != header.file_size:
+            raise CorruptFileError(f"{'truncated' if size < header.file_size else 'too long'}: "
+                                   f"{size:,} bytes where the header states "
+                                   f"{header.file_size:,}")
+        return decode(head + fh.read(header.file_size - HEADER_SIZE), max_pixels=max_pixels)
     except CorruptFileError as exc:
-        raise CorruptFileError(f"{name}: {exc}") from exc
+        raise CorruptFileError(f"{prefix}{exc}") from exc
+
+
+__all__ = ["HEADER_SIZE", "MAGIC", "MAX_K", "MAX_PIXELS", "Decoded", "Header", "Method",
+           "decode", "encode", "luma_order", "read", "read_header"]

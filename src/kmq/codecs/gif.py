@@ -12,13 +12,12 @@ with binary alpha for GIF, see :func:`kmq.io.binary_alpha`); translucent entries
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 
-from kmq.codecs._common import check_indexed
+from kmq.codecs._common import check_indexed, decode_with_pillow
 from kmq.codecs.png import to_pil
-from kmq.io import write_atomic
+from kmq.errors import ArgumentError
 
 #: Most colors a GIF color table holds (as many as an indexed PNG's: the same mode P image).
 MAX_COLORS = 256
@@ -61,8 +60,8 @@ def encode_gif(palette, indices) -> bytes:
         alpha = palette[:, 3]
         clear = np.flatnonzero(alpha == 0)
         if ((alpha != 0) & (alpha != 255)).any() or len(clear) > 1:
-            raise ValueError("a GIF holds one fully transparent color and opaque ones; this "
-                             "palette has translucent entries (quantize with binary alpha)")
+            raise ArgumentError("a GIF holds one fully transparent color and opaque ones; this "
+                                "palette has translucent entries (quantize with binary alpha)")
         if len(clear):
             options["transparency"] = int(clear[0])
         palette = np.ascontiguousarray(palette[:, :3])
@@ -72,29 +71,10 @@ def encode_gif(palette, indices) -> bytes:
     return buf.getvalue()
 
 
-def save_gif(path: str | os.PathLike, palette, indices, *, overwrite: bool = False) -> int:
-    """Write a GIF atomically (temporary file, then rename); returns its size in bytes.
-
-    Parameters
-    ----------
-    path : str or path-like
-    palette, indices
-        As for :func:`encode_gif`.
-    overwrite : bool
-        Replace an existing file; without it an existing ``path`` raises
-        :class:`kmq.OutputExistsError` and is left untouched.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from kmq.codecs.gif import save_gif
-    >>> path = tempfile.mkdtemp() + "/two.gif"
-    >>> n = save_gif(path, np.array([[0, 0, 0], [9, 9, 9]], np.uint8), np.eye(4, dtype=int))
-    >>> n == len(open(path, "rb").read())
-    True
-    """
-    data = encode_gif(palette, indices)
-    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
+def decode_gif(data: bytes):
+    """The palette and index map of a GIF file (see
+    :func:`kmq.codecs._common.decode_with_pillow`)."""
+    return decode_with_pillow(data, "GIF", MAX_COLORS)
 
 
-__all__ = ["MAX_COLORS", "encode_gif", "save_gif"]
+__all__ = ["MAX_COLORS", "decode_gif", "encode_gif"]

@@ -10,13 +10,12 @@ same palette, indices and options always give the same bytes.
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 from PIL import Image
 
-from kmq.codecs._common import check_indexed
-from kmq.io import write_atomic
+from kmq.codecs._common import check_indexed, decode_with_pillow
+from kmq.errors import ArgumentError
 
 #: Most palette entries accepted (the index maps of :func:`kmq.quantize` and :mod:`kmq.dither`).
 MAX_COLORS = 65536
@@ -28,8 +27,8 @@ METHOD = 6
 def _check_quality(quality) -> int:
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not (
             0 <= quality <= 100):
-        raise ValueError(f"expected quality (lossless effort) to be an int in 0..100; "
-                         f"got {quality!r}")
+        raise ArgumentError(f"expected quality (lossless effort) to be an int in 0..100; "
+                            f"got {quality!r}")
     return int(quality)
 
 
@@ -69,30 +68,10 @@ def encode_webp(palette, indices, *, quality: int = DEFAULT_QUALITY) -> bytes:
     return buf.getvalue()
 
 
-def save_webp(path: str | os.PathLike, palette, indices, *, overwrite: bool = False,
-              quality: int = DEFAULT_QUALITY) -> int:
-    """Write a lossless WebP atomically (temporary file, then rename); returns its size in bytes.
-
-    Parameters
-    ----------
-    path : str or path-like
-    palette, indices, quality
-        As for :func:`encode_webp`.
-    overwrite : bool
-        Replace an existing file; without it an existing ``path`` raises
-        :class:`kmq.OutputExistsError` and is left untouched.
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np
-    >>> from kmq.codecs.webp import save_webp
-    >>> path = tempfile.mkdtemp() + "/two.webp"
-    >>> n = save_webp(path, np.array([[0, 0, 0], [9, 9, 9]], np.uint8), np.zeros((4, 4), int))
-    >>> n == len(open(path, "rb").read())
-    True
-    """
-    data = encode_webp(palette, indices, quality=quality)
-    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
+def decode_webp(data: bytes):
+    """The palette and index map of a WEBP file (see
+    :func:`kmq.codecs._common.decode_with_pillow`)."""
+    return decode_with_pillow(data, "WEBP", MAX_COLORS)
 
 
-__all__ = ["DEFAULT_QUALITY", "MAX_COLORS", "encode_webp", "save_webp"]
+__all__ = ["DEFAULT_QUALITY", "MAX_COLORS", "decode_webp", "encode_webp"]

@@ -1,4 +1,4 @@
-"""kmq.palettes: the writers and read_palette, round trip by round trip, and its errors."""
+"""kmq.palette_files: the writers and read_palette, round trip by round trip, and its errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kmq.palettes import (
+import kmq
+from kmq.palette_files import (
     format_palette,
     read_palette,
     swatch_widths,
@@ -134,7 +135,7 @@ def test_image_errors(tmp_path):
     path = tmp_path / "junk.bin"
     path.write_bytes(b"\x00\x01not an image at all")
     check_error(path, "not a GIMP palette, a JSON palette or an image")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(kmq.ImageReadError, match=r"missing\.gpl: no such file"):
         read_palette(tmp_path / "missing.gpl")
 
 

@@ -20,7 +20,7 @@ most used first. The formats:
 Examples
 --------
 >>> import numpy as np
->>> from kmq.palettes import dominant_colors, format_palette, parse_palette_text
+>>> from kmq.palette_files import dominant_colors, format_palette, parse_palette_text
 >>> img = np.zeros((10, 10, 3), np.uint8); img[:3] = (255, 128, 0)   # 30% orange, 70% black
 >>> colors, shares = dominant_colors(img, 2)
 >>> print(format_palette(colors, shares, "text"), end="")
@@ -41,14 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
+from kmq.errors import ArgumentError
 from kmq.io import DEFAULT_MAX_PIXELS
 
 #: Most colors a palette file may hold (the largest palette kmq remaps to).
 MAX_COLORS = 65536
 #: Size of the swatch PNG.
 SWATCH_WIDTH, SWATCH_HEIGHT = 640, 120
+#: Side of the checkerboard's squares behind translucent swatches.
+_CHECKER = 10
+#: Largest palette text read (65536 colors at about 80 bytes each, with room to spare).
+_MAX_TEXT_BYTES = 16_000_000
 
-_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}(?:[0-9a-fA-F]{2})?)")
 _GPL_MAGIC = "GIMP Palette"
 
 
@@ -90,7 +95,7 @@ def dominant_colors(image, k: int = 8, *, seed=0,
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.palettes import dominant_colors
+    >>> from kmq.palette_files import dominant_colors
     >>> img = np.zeros((4, 4, 3), np.uint8); img[0, :2] = 255
     >>> colors, shares = dominant_colors(img, 4)
     >>> colors.tolist(), shares.tolist()
@@ -104,28 +109,46 @@ def dominant_colors(image, k: int = 8, *, seed=0,
     return q.palette[order], counts / counts.sum()
 
 
+def dominant_colors_of_file(path: str | os.PathLike, k: int = 8, *, seed=0,
+                            max_pixels: int = DEFAULT_MAX_PIXELS,
+                            ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """:func:`dominant_colors` of an image file, read by :func:`kmq.io.load_image`, with the
+    warnings met while reading (one line each) instead of emitted."""
+    from kmq.io import load_image
+
+    image = load_image(path, max_pixels=max_pixels)
+    colors, shares = dominant_colors(image.pixels, k, seed=seed, max_pixels=max_pixels)
+    return colors, shares, image.warnings
+
+
 def _check_colors_shares(colors, shares) -> tuple[np.ndarray, np.ndarray]:
     colors = np.asarray(colors)
     shares = np.asarray(shares, dtype=np.float64)
-    if colors.dtype != np.uint8 or colors.ndim != 2 or colors.shape[1] != 3 or not (
+    if colors.dtype != np.uint8 or colors.ndim != 2 or colors.shape[1] not in (3, 4) or not (
             1 <= len(colors) <= MAX_COLORS):
-        raise ValueError(f"expected colors to be a (K, 3) uint8 array with 1 <= K <= "
-                         f"{MAX_COLORS}; got shape {colors.shape} and dtype {colors.dtype}")
+        raise ArgumentError(f"expected colors to be a (K, 3) or (K, 4) uint8 array with 1 <= K <= "
+                            f"{MAX_COLORS}; got shape {colors.shape} and dtype {colors.dtype}")
     if shares.shape != (len(colors),) or not np.all(np.isfinite(shares)) or (shares < 0).any():
-        raise ValueError(f"expected shares to be {len(colors)} non-negative numbers, one per "
-                         f"color; got shape {shares.shape}")
+        raise ArgumentError(f"expected shares to be {len(colors)} non-negative numbers, one per "
+                            f"color; got shape {shares.shape}")
     return colors, shares
 
 
 def to_hex(color) -> str:
-    """``#rrggbb`` (lower case) of an RGB triple.
+    """``#rrggbb`` (lower case) of an RGB triple; ``#rrggbbaa`` of an RGBA one.
 
-    >>> from kmq.palettes import to_hex
-    >>> to_hex((255, 128, 0))
-    '#ff8000'
+    >>> from kmq.palette_files import to_hex
+    >>> to_hex((255, 128, 0)), to_hex((255, 128, 0, 64))
+    ('#ff8000', '#ff800040')
     """
-    r, g, b = (int(c) for c in color)
-    return f"#{r:02x}{g:02x}{b:02x}"
+    return "#" + "".join(f"{int(c):02x}" for c in color)
+
+
+def _css(color) -> str:
+    if len(color) == 3:
+        return to_hex(color)
+    r, g, b, a = (int(c) for c in color)
+    return f"rgba({r}, {g}, {b}, {a / 255:.3f})"
 
 
 def _percent(share: float) -> str:
@@ -137,7 +160,9 @@ def format_palette(colors, shares, fmt: PaletteFormat | str, *, name: str = "kmq
 
     Parameters
     ----------
-    colors : ndarray of uint8, shape (K, 3)
+    colors : ndarray of uint8, shape (K, 3), or (K, 4) with alpha
+        With alpha: text and JSON give ``#rrggbbaa`` (and JSON ``"rgba"``), CSS ``rgba()``,
+        and a GIMP palette, which has no alpha, gives it in each color's name.
     shares : array_like of float, shape (K,)
     fmt : {"text", "json", "css", "gpl"}
     name : str
@@ -151,7 +176,7 @@ def format_palette(colors, shares, fmt: PaletteFormat | str, *, name: str = "kmq
     Examples
     --------
     >>> import numpy as np
-    >>> from kmq.palettes import format_palette
+    >>> from kmq.palette_files import format_palette
     >>> colors = np.array([[255, 128, 0], [0, 0, 0]], np.uint8)
     >>> print(format_palette(colors, [0.75, 0.25], "css"), end="")
     /* kmq: 2 dominant colors, most used first */
@@ -166,25 +191,29 @@ def format_palette(colors, shares, fmt: PaletteFormat | str, *, name: str = "kmq
     colors, shares = _check_colors_shares(colors, shares)
     fmt = PaletteFormat(fmt)
     hexes = [to_hex(c) for c in colors]
+    key = "rgba" if colors.shape[1] == 4 else "rgb"
     if fmt is PaletteFormat.text:
         lines = [f"{h} {_percent(s):>7}" for h, s in zip(hexes, shares, strict=True)]
     elif fmt is PaletteFormat.json:
-        entries = [json.dumps({"hex": h, "rgb": [int(v) for v in c], "share": float(s)})
+        entries = [json.dumps({"hex": h, key: [int(v) for v in c], "share": float(s)})
                    for h, c, s in zip(hexes, colors, shares, strict=True)]
         lines = ["[" + ",\n ".join(entries) + "]"]
     elif fmt is PaletteFormat.css:
         lines = [f"/* {_one_line(name)}: {len(colors)} dominant colors, most used first */",
                  ":root {"]
-        lines += [f"  --kmq-color-{i}: {h}; /* {_percent(s)} */"
-                  for i, (h, s) in enumerate(zip(hexes, shares, strict=True), start=1)]
+        lines += [f"  --kmq-color-{i}: {_css(c)}; /* {_percent(s)} */"
+                  for i, (c, s) in enumerate(zip(colors, shares, strict=True), start=1)]
         lines.append("}")
     elif fmt is PaletteFormat.gpl:
         lines = [_GPL_MAGIC, f"Name: {_one_line(name)}", f"Columns: {min(len(colors), 8)}",
                  f"# {len(colors)} dominant colors, most used first (written by kmq)"]
+        if key == "rgba":
+            lines.append("# GIMP palettes hold no alpha: each color's is in its name")
         lines += [f"{c[0]:3d} {c[1]:3d} {c[2]:3d}\t{h} {_percent(s)}"
+                  + (f" alpha {int(c[3])}" if key == "rgba" else "")
                   for c, h, s in zip(colors, hexes, shares, strict=True)]
     else:
-        raise ValueError("the png format is binary: use swatches_png()")
+        raise ArgumentError("the png format is binary: use swatches_png()")
     return "\n".join(lines) + "\n"
 
 
@@ -200,14 +229,14 @@ def swatch_widths(shares, width: int = SWATCH_WIDTH) -> np.ndarray:
 
     Examples
     --------
-    >>> from kmq.palettes import swatch_widths
+    >>> from kmq.palette_files import swatch_widths
     >>> swatch_widths([0.5, 0.3, 0.2], 10).tolist(), swatch_widths([0.999, 0.001], 10).tolist()
     ([5, 3, 2], [9, 1])
     """
     shares = np.asarray(shares, dtype=np.float64)
     if width < len(shares):
-        raise ValueError(f"expected a width of at least one pixel per color ({len(shares)}); "
-                         f"got {width}")
+        raise ArgumentError(f"expected a width of at least one pixel per color ({len(shares)}); "
+                            f"got {width}")
     total = shares.sum()
     ideal = width * (shares / total if total > 0 else np.full(len(shares), 1 / len(shares)))
     widths = np.floor(ideal).astype(np.int64)
@@ -223,13 +252,14 @@ def swatch_widths(shares, width: int = SWATCH_WIDTH) -> np.ndarray:
 def swatches_png(colors, shares, *, width: int = SWATCH_WIDTH,
                  height: int = SWATCH_HEIGHT) -> bytes:
     """A PNG strip of swatches, left to right in the given order, widths by
-    :func:`swatch_widths`, drawn with Pillow; an indexed PNG with exactly the K colors.
+    :func:`swatch_widths`, drawn with Pillow; an indexed PNG with exactly the K colors, or for
+    RGBA colors an RGB PNG of each color composited over a gray checkerboard.
 
     Examples
     --------
     >>> import io, numpy as np
     >>> from PIL import Image
-    >>> from kmq.palettes import swatches_png
+    >>> from kmq.palette_files import swatches_png
     >>> data = swatches_png(np.array([[255, 0, 0], [0, 0, 255]], np.uint8), [0.75, 0.25])
     >>> im = Image.open(io.BytesIO(data))
     >>> im.size, sorted(im.convert("RGB").getcolors())
@@ -242,15 +272,27 @@ def swatches_png(colors, shares, *, width: int = SWATCH_WIDTH,
 
     colors, shares = _check_colors_shares(colors, shares)
     if len(colors) > PNG_MAX_COLORS:
-        raise ValueError(f"a swatch PNG holds at most {PNG_MAX_COLORS} colors; got {len(colors)}")
+        raise ArgumentError(f"a swatch PNG holds at most {PNG_MAX_COLORS} colors; "
+                            f"got {len(colors)}")
     widths = swatch_widths(shares, width)
+    buf = io.BytesIO()
+    if colors.shape[1] == 4:
+        from PIL import Image
+
+        index = np.repeat(np.arange(len(colors)), widths)[None, :].repeat(height, axis=0)
+        color = colors[index].astype(np.float64)
+        y, x = np.indices((height, width))
+        checker = np.where(((y // _CHECKER) + (x // _CHECKER)) % 2 == 0, 204.0, 153.0)
+        alpha = color[:, :, 3:] / 255.0
+        over = color[:, :, :3] * alpha + checker[:, :, None] * (1.0 - alpha)
+        Image.fromarray(np.rint(over).astype(np.uint8), "RGB").save(buf, format="PNG")
+        return buf.getvalue()
     im = to_pil(colors, np.zeros((height, width), np.uint8))
     draw = ImageDraw.Draw(im)
     left = 0
     for i, w in enumerate(widths):
         draw.rectangle((left, 0, left + int(w) - 1, height - 1), fill=i)
         left += int(w)
-    buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
 
@@ -263,19 +305,22 @@ def _parse_byte(token: str, where: str) -> int:
     try:
         value = int(token)
     except ValueError:
-        raise ValueError(f"{where}: expected an integer 0..255; got {token!r}") from None
+        raise ArgumentError(f"{where}: expected an integer 0..255; got {token!r}") from None
     if not 0 <= value <= 255:
-        raise ValueError(f"{where}: expected an integer 0..255; got {value}")
+        raise ArgumentError(f"{where}: expected an integer 0..255; got {value}")
     return value
 
 
 def _finish(colors: list, source: str) -> np.ndarray:
+    """(K, 3) colors, or (K, 4) when one of them has alpha (the others then opaque)."""
     if not colors:
-        raise ValueError(f"{source}: the palette has no colors")
+        raise ArgumentError(f"{source}: the palette has no colors")
     if len(colors) > MAX_COLORS:
-        raise ValueError(f"{source}: the palette has {len(colors):,} colors; at most "
-                         f"{MAX_COLORS:,} are allowed")
-    return np.array(colors, dtype=np.uint8).reshape(-1, 3)
+        raise ArgumentError(f"{source}: the palette has {len(colors):,} colors; at most "
+                            f"{MAX_COLORS:,} are allowed")
+    if all(len(c) == 3 or c[3] == 255 for c in colors):
+        return np.array([c[:3] for c in colors], dtype=np.uint8).reshape(-1, 3)
+    return np.array([[*c[:3], c[3] if len(c) == 4 else 255] for c in colors], dtype=np.uint8)
 
 
 def parse_palette_text(text: str, source: str = "palette") -> np.ndarray:
@@ -286,8 +331,8 @@ def parse_palette_text(text: str, source: str = "palette") -> np.ndarray:
         return _parse_gpl(body, source)
     if body.lstrip()[:1] in ("[", "{"):
         return _parse_json(body, source)
-    raise ValueError(f"{source}: not a palette: expected a GIMP palette (first line "
-                     f"'{_GPL_MAGIC}') or a JSON list of colors")
+    raise ArgumentError(f"{source}: not a palette: expected a GIMP palette (first line "
+                        f"'{_GPL_MAGIC}') or a JSON list of colors")
 
 
 def _parse_gpl(text: str, source: str) -> np.ndarray:
@@ -298,81 +343,89 @@ def _parse_gpl(text: str, source: str) -> np.ndarray:
             continue
         tokens = line.split()
         if len(tokens) < 3:
-            raise ValueError(f"{source}: line {number}: expected 'R G B [name]'; got {raw!r}")
+            raise ArgumentError(f"{source}: line {number}: expected 'R G B [name]'; got {raw!r}")
         where = f"{source}: line {number}"
-        colors.append([_parse_byte(t, where) for t in tokens[:3]])
+        color = [_parse_byte(t, where) for t in tokens[:3]]
+        alpha = re.search(r"\balpha\s+(\d+)", line)  # as format_palette writes it
+        colors.append([*color, _parse_byte(alpha.group(1), where)] if alpha else color)
     return _finish(colors, source)
 
 
 def _json_color(entry, where: str) -> list[int]:
     if isinstance(entry, str):
         return _hex_color(entry, where)
-    if not isinstance(entry, dict) or not ({"rgb", "hex"} & entry.keys()):
-        raise ValueError(f"{where}: expected an object with 'rgb' [r, g, b] and/or 'hex' "
-                         f"'#rrggbb', or a '#rrggbb' string; got {json.dumps(entry)[:80]}")
+    if not isinstance(entry, dict) or not ({"rgb", "rgba", "hex"} & entry.keys()):
+        raise ArgumentError(f"{where}: expected an object with 'rgb' [r, g, b] (or 'rgba') and/or "
+                            f"'hex' '#rrggbb', or a '#rrggbb' string; got {json.dumps(entry)[:80]}")
     rgb = None
-    if "rgb" in entry:
-        value = entry["rgb"]
-        if not isinstance(value, list) or len(value) != 3 or not all(
+    for key, n in (("rgb", 3), ("rgba", 4)):
+        if key not in entry:
+            continue
+        value = entry[key]
+        if not isinstance(value, list) or len(value) != n or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{where}: expected 'rgb' to be 3 integers 0..255; got "
-                             f"{json.dumps(value)[:80]}")
+            raise ArgumentError(f"{where}: expected '{key}' to be {n} integers 0..255; got "
+                                f"{json.dumps(value)[:80]}")
         rgb = [_parse_byte(str(v), where) for v in value]
     if "hex" in entry:
         from_hex = _hex_color(entry["hex"], where)
+        if rgb is not None and len(rgb) == 4 and len(from_hex) == 3:
+            from_hex = [*from_hex, 255]
         if rgb is not None and rgb != from_hex:
-            raise ValueError(f"{where}: 'rgb' {rgb} and 'hex' {entry['hex']!r} disagree")
+            raise ArgumentError(f"{where}: 'rgb' {rgb} and 'hex' {entry['hex']!r} disagree")
         rgb = from_hex
-    return rgb
+    return rgb or []  # never empty: 'rgb', 'rgba' or 'hex' was there
 
 
 def _hex_color(value, where: str) -> list[int]:
     match = _HEX.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"{where}: expected a color '#rrggbb'; got {json.dumps(value)[:80]}")
+        raise ArgumentError(f"{where}: expected a color '#rrggbb' or '#rrggbbaa'; got "
+                            f"{json.dumps(value)[:80]}")
     digits = match.group(1)
-    return [int(digits[i:i + 2], 16) for i in (0, 2, 4)]
+    return [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
 
 
 def _parse_json(text: str, source: str) -> np.ndarray:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{source}: invalid JSON: {exc}") from None
+        raise ArgumentError(f"{source}: invalid JSON: {exc}") from None
     if not isinstance(data, list):
-        raise ValueError(f"{source}: expected a JSON list of colors; got a "
-                         f"{type(data).__name__}")
+        raise ArgumentError(f"{source}: expected a JSON list of colors; got a "
+                            f"{type(data).__name__}")
     return _finish([_json_color(entry, f"{source}: entry {i}")
                     for i, entry in enumerate(data)], source)
 
 
 def _image_colors(path: Path, max_pixels: int) -> np.ndarray:
     from kmq.errors import ImageReadError
-    from kmq.io import read_rgb
+    from kmq.io import load_image
 
     try:
-        rgb = read_rgb(path, max_pixels=max_pixels)
+        pixels = load_image(path, max_pixels=max_pixels).pixels  # RGBA when it has alpha
     except ImageReadError as exc:
-        raise ValueError(f"{path}: not a GIMP palette, a JSON palette or an image "
-                         f"({exc})") from None
-    pixels = rgb.reshape(-1, 3).astype(np.int64)
-    keys = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
-    _, first = np.unique(keys, return_index=True)
+        raise ArgumentError(f"{path}: not a GIMP palette, a JSON palette or an image "
+                            f"({exc})") from None
+    flat = np.ascontiguousarray(pixels.reshape(-1, pixels.shape[2]))
+    _, first = np.unique(flat, axis=0, return_index=True)
     if len(first) > MAX_COLORS:
-        raise ValueError(f"{path}: the image has {len(first):,} distinct colors; a palette "
-                         f"image may have at most {MAX_COLORS:,}")
-    return rgb.reshape(-1, 3)[np.sort(first)].copy()
+        raise ArgumentError(f"{path}: the image has {len(first):,} distinct colors; a palette "
+                            f"image may have at most {MAX_COLORS:,}")
+    return flat[np.sort(first)].copy()
 
 
 def read_palette(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a palette: a GIMP ``.gpl``, a JSON palette, or the distinct colors of an image.
 
-    The kind is told by the content: a file starting with ``GIMP Palette`` is a GIMP palette; one
-    starting with ``[`` (or ``{``) a JSON list whose entries are objects with ``"rgb"``
-    ``[r, g, b]`` and/or ``"hex"`` ``"#rrggbb"`` (the format :func:`format_palette` writes;
-    other keys are ignored) or ``"#rrggbb"`` strings; anything else is read as an image, whose
-    distinct colors (at most 65536) are the palette, in order of first appearance (row by row),
-    so a swatch strip gives its colors left to right.
+    The kind is told by the content: a file starting with ``GIMP Palette`` is a GIMP palette
+    (a color's alpha read from ``alpha N`` in its name, as :func:`format_palette` writes it);
+    one starting with ``[`` (or ``{``) a JSON list whose entries are objects with ``"rgb"``
+    ``[r, g, b]`` (or ``"rgba"``) and/or ``"hex"`` ``"#rrggbb"`` (or ``"#rrggbbaa"``; the format
+    :func:`format_palette` writes; other keys are ignored) or such hex strings; anything else
+    is read as an image, whose distinct colors (at most 65536; RGBA when it has transparency)
+    are the palette, in order of first appearance (row by row), so a swatch strip gives its
+    colors left to right.
 
     Parameters
     ----------
@@ -382,39 +435,44 @@ def read_palette(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXEL
 
     Returns
     -------
-    ndarray of uint8, shape (K, 3), 1 <= K <= 65536
+    ndarray of uint8, shape (K, 3), or (K, 4) when a color has alpha; 1 <= K <= 65536
 
     Raises
     ------
     ValueError
         The file is not one of these, or is one with a problem; the message names the file and
         the problem (and the line or entry).
-    OSError
-        The file cannot be opened (e.g. FileNotFoundError).
+    kmq.ImageReadError
+        The file cannot be read (missing, not a regular file, no permission).
 
     Examples
     --------
     >>> import tempfile
-    >>> from kmq.palettes import read_palette
+    >>> from kmq.palette_files import read_palette
     >>> path = tempfile.mkdtemp() + "/p.gpl"
     >>> _ = open(path, "w").write("GIMP Palette\\nName: x\\n#\\n255 128   0\\torange\\n")
     >>> read_palette(path).tolist()
     [[255, 128, 0]]
     """
+    from kmq.io import open_input
+
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    text_head = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    with open_input(path) as fh:
+        data = fh.read(_MAX_TEXT_BYTES + 1)
+    text_head = data[:64].lstrip(b"\xef\xbb\xbf").lstrip()
     if text_head.startswith(_GPL_MAGIC.encode()) or text_head[:1] in (b"[", b"{") or (
             path.suffix.lower() in (".gpl", ".json")):
+        if len(data) > _MAX_TEXT_BYTES:
+            raise ArgumentError(f"{path}: over {_MAX_TEXT_BYTES:,} bytes: too large for a palette")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-                             ) from None
+            raise ArgumentError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                                ) from None
         return parse_palette_text(text, str(path))
     return _image_colors(path, max_pixels)
 
 
-__all__ = ["EXTENSIONS", "MAX_COLORS", "PaletteFormat", "dominant_colors", "format_palette",
-           "parse_palette_text", "read_palette", "swatch_widths", "swatches_png", "to_hex"]
+__all__ = ["EXTENSIONS", "MAX_COLORS", "PaletteFormat", "dominant_colors",
+           "dominant_colors_of_file", "format_palette", "parse_palette_text", "read_palette",
+           "swatch_widths", "swatches_png", "to_hex"]
