@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,21 +18,14 @@ from kmq.codecs.container import HEADER_SIZE, read_header
 
 runner = CliRunner()
 
-ROW = re.compile(
-    r"^\s*(?P<file>\S+)\s+(?P<k>\d+)\s+(?P<psnr>inf|\d+\.\d{2})\s+"
-    r"(?P<ssim>n/a|-?\d\.\d{4})\s+(?P<bpp>\d+\.\d{3})\s+(?P<ratio_raw>\d+\.\d{2})\s+"
-    r"(?P<ratio_input>\d+\.\d{2})\s+(?P<seconds>\d+\.\d{2})\s*$")
-DROW = re.compile(r"^\s*(?P<file>\S+)\s+(?P<output>\S+)\s+(?P<size>\d+)\s+(?P<width>\d+)x"
-                  r"(?P<height>\d+)\s+(?P<k>\d+)\s+(?P<seconds>\d+\.\d{2})\s*$")
-
-
 def run(*args: object):
     return runner.invoke(cli.app, [str(a) for a in args])
 
 
-def rows(pattern: re.Pattern, stdout: str) -> dict[str, dict[str, str]]:
-    found = [m.groupdict() for m in map(pattern.match, stdout.splitlines()) if m]
-    return {row["file"]: row for row in found}
+def rows(stdout: str) -> dict[str, dict]:
+    """The ``--json`` results of the files done, by input file."""
+    found = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return {row["source"]: row for row in found if row["status"] == "done"}
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -78,8 +72,8 @@ def test_kmq_path_gives_exactly_the_png_paths_pixels_and_palette(image_folder, s
                                                                  tmp_path):
     source = image_folder / "cat.png"
     a, b, c = tmp_path / "a.png", tmp_path / "b.kmq", tmp_path / "c.png"
-    to_png = run("compress", source, "-k", 16, "-o", a)
-    to_kmq = run("compress", source, "-k", 16, "-o", b)
+    to_png = run("compress", source, "-k", 16, "-o", a, "--json", "--ssim")
+    to_kmq = run("compress", source, "-k", 16, "-o", b, "--json", "--ssim")
     assert to_png.exit_code == 0 and to_kmq.exit_code == 0, to_png.stderr + to_kmq.stderr
     assert b.read_bytes()[:4] == b"\x89KMQ"
     back = run("decompress", b, "-o", c)
@@ -97,15 +91,11 @@ def test_kmq_path_gives_exactly_the_png_paths_pixels_and_palette(image_folder, s
     assert np.array_equal(decoded.palette, q.palette)
     assert np.array_equal(decoded.indices, q.indices)
     # the results row describes the file written: .kmq here, smaller than the PNG
-    row_png = rows(ROW, to_png.stdout)[str(source)]
-    row_kmq = rows(ROW, to_kmq.stdout)[str(source)]
-    n_pixels = small_photo.shape[0] * small_photo.shape[1]
-    assert float(row_kmq["bpp"]) == pytest.approx(8 * b.stat().st_size / n_pixels, abs=5e-4)
-    assert float(row_kmq["ratio_raw"]) == pytest.approx(3 * n_pixels / b.stat().st_size,
-                                                        abs=5e-3)
-    assert float(row_kmq["ratio_input"]) == pytest.approx(
-        source.stat().st_size / b.stat().st_size, abs=5e-3)
-    assert float(row_png["bpp"]) == pytest.approx(8 * a.stat().st_size / n_pixels, abs=5e-4)
+    row_png = rows(to_png.stdout)[str(source)]
+    row_kmq = rows(to_kmq.stdout)[str(source)]
+    assert row_kmq["output_bytes"] == b.stat().st_size
+    assert row_png["output_bytes"] == a.stat().st_size
+    assert row_kmq["input_bytes"] == row_png["input_bytes"] == source.stat().st_size
     assert b.stat().st_size < a.stat().st_size
     assert (row_png["psnr"], row_png["ssim"]) == (row_kmq["psnr"], row_kmq["ssim"])
 
@@ -136,7 +126,7 @@ def test_format_option_and_default_names(image_folder, tmp_path):
 @pytest.mark.parametrize("name", ["out.jpg", "out", "out.bmp"])
 def test_unknown_output_extension_is_a_usage_error(image_folder, tmp_path, name):
     result = run("compress", image_folder / "cat.png", "-o", tmp_path / name)
-    assert result.exit_code == cli.EXIT_USAGE == 2
+    assert result.exit_code == 2 == 2
     assert "--format" in result.stderr and ".kmq" in result.stderr
     assert listing(tmp_path) == ["images"]
     assert run("compress", image_folder / "cat.png", "-F", "jpeg").exit_code == 2
@@ -145,18 +135,20 @@ def test_unknown_output_extension_is_a_usage_error(image_folder, tmp_path, name)
 # --- decompress ---------------------------------------------------------------------------------
 
 def test_decompress_default_output_is_an_indexed_png_beside_the_input(kmq_file, quantized):
-    result = run("decompress", kmq_file)
+    result = run("decompress", kmq_file, "--json")
     assert result.exit_code == 0, result.stderr
     output = kmq_file.with_name("photo-kmq.png")
     with Image.open(output) as im:
         assert im.mode == "P" and len(im.getpalette()) == 3 * quantized.k
     assert np.array_equal(rgb_of(output), quantized.palette[quantized.indices])
-    row = rows(DROW, result.stdout)[str(kmq_file)]
+    row = rows(result.stdout)[str(kmq_file)]
     h, w = quantized.indices.shape
-    assert row == {"file": str(kmq_file), "output": str(output),
-                   "size": str(output.stat().st_size), "width": str(w), "height": str(h),
-                   "k": str(quantized.k), "seconds": row["seconds"]}
+    assert (row["output"], row["output_bytes"], row["width"], row["height"], row["k"]) == (
+        str(output), output.stat().st_size, w, h, quantized.k)
+    assert row["input_bytes"] == kmq_file.stat().st_size
     assert result.stderr == ""
+    table = run("decompress", kmq_file, "--force").stdout
+    assert str(output) in table and f"{w}x{h}" in table
 
 
 @pytest.mark.parametrize(("suffix", "mode"), [(".webp", "RGB"), (".gif", "P"), (".bmp", "RGB"),
@@ -176,12 +168,12 @@ def test_decompress_more_than_256_colors_writes_rgb(tmp_path):
     palette = rng.integers(0, 256, (300, 3), dtype=np.uint8)
     indices = rng.integers(0, 300, (20, 30)).astype(np.uint16)
     kmq.save(tmp_path / "many.kmq", palette, indices)
-    result = run("decompress", tmp_path / "many.kmq")
+    result = run("decompress", tmp_path / "many.kmq", "--json")
     assert result.exit_code == 0, result.stderr
     with Image.open(tmp_path / "many.png") as im:
         assert im.mode == "RGB"
     assert np.array_equal(rgb_of(tmp_path / "many.png"), palette[indices])
-    assert rows(DROW, result.stdout)[str(tmp_path / "many.kmq")]["k"] == "300"
+    assert rows(result.stdout)[str(tmp_path / "many.kmq")]["k"] == 300
 
 
 def test_decompress_to_a_non_image_extension_is_a_usage_error(kmq_file):
@@ -196,7 +188,7 @@ def test_decompress_force_rules(kmq_file, quantized):
     output = kmq_file.with_name("photo-kmq.png")
     output.write_bytes(b"keep me")
     result = run("decompress", kmq_file)
-    assert result.exit_code == cli.EXIT_EXISTS == 5
+    assert result.exit_code == kmq.OutputExistsError.exit_code == 5
     assert error_lines(result.stderr) == [f"kmq: error: {output}: exists (use --force to "
                                           f"overwrite)"]
     assert output.read_bytes() == b"keep me"
@@ -238,7 +230,7 @@ def test_corrupt_input_exits_6_in_one_line_and_leaves_nothing(kmq_file, variant)
     bad.write_bytes(corrupt_variants(kmq_file.read_bytes())[variant])
     for args in (["decompress", bad], ["decompress", bad, "-o", bad.with_suffix(".webp")]):
         result = run(*args)
-        assert result.exit_code == cli.EXIT_CORRUPT == 6
+        assert result.exit_code == kmq.CorruptFileError.exit_code == 6
         assert result.stderr.startswith(f"kmq: error: {bad}: ")
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stdout.strip() == ""
@@ -256,7 +248,7 @@ def test_missing_input_exits_3(tmp_path):
     missing = tmp_path / "missing.kmq"
     for command in ("decompress", "info"):
         result = run(command, missing)
-        assert result.exit_code == cli.EXIT_READ == 3
+        assert result.exit_code == kmq.ImageReadError.exit_code == 3
         assert error_lines(result.stderr) == [f"kmq: error: {missing}: no such file"]
     assert run("decompress", tmp_path).exit_code == 3  # a directory
 
@@ -267,9 +259,9 @@ def test_decompress_goes_past_a_bad_file_and_exits_with_the_first_failure(kmq_fi
     second = tmp_path / "second.kmq"
     second.write_bytes(kmq_file.read_bytes())
     missing = tmp_path / "missing.kmq"
-    result = run("decompress", kmq_file, bad, second, missing)
+    result = run("decompress", kmq_file, bad, second, missing, "--json")
     assert result.exit_code == 6
-    assert set(rows(DROW, result.stdout)) == {str(kmq_file), str(second)}
+    assert set(rows(result.stdout)) == {str(kmq_file), str(second)}
     assert (tmp_path / "photo-kmq.png").exists() and (tmp_path / "second.png").exists()
     assert len(error_lines(result.stderr)) == 2
     assert "2 of 4 files failed" in result.stderr
@@ -281,7 +273,7 @@ def test_decompress_goes_past_a_bad_file_and_exits_with_the_first_failure(kmq_fi
 def test_decompress_max_pixels_exits_4(kmq_file, quantized):
     n = quantized.indices.size
     result = run("decompress", kmq_file, "--max-pixels", n - 1)
-    assert result.exit_code == cli.EXIT_TOO_LARGE == 4
+    assert result.exit_code == kmq.ImageTooLargeError.exit_code == 4
     assert "over the limit" in result.stderr
     assert not kmq_file.with_name("photo-kmq.png").exists()
     assert run("decompress", kmq_file, "--max-pixels", n).exit_code == 0
@@ -290,7 +282,7 @@ def test_decompress_max_pixels_exits_4(kmq_file, quantized):
 def test_an_image_format_that_cannot_hold_the_image_exits_1(kmq_file):
     output = kmq_file.with_name("out.xbm")  # XBM is 1-bit only: Pillow refuses RGB
     result = run("decompress", kmq_file, "-o", output)
-    assert result.exit_code == cli.EXIT_INTERNAL == 1
+    assert result.exit_code == kmq.OutputWriteError.exit_code == 1
     assert error_lines(result.stderr) == [result.stderr.strip()]
     assert f"{output}: cannot write" in result.stderr
     assert listing(kmq_file.parent) == ["photo-kmq.kmq"]
@@ -307,7 +299,7 @@ def test_info_prints_the_header(kmq_file, tmp_path, monkeypatch):
         raise AssertionError("kmq info must not decode the payload")
 
     monkeypatch.setattr(container, "decode", no_decoding)
-    monkeypatch.setattr(container, "load", no_decoding)
+    monkeypatch.setattr(container, "read", no_decoding)
     result = run("info", kmq_file, other)
     assert result.exit_code == 0, result.stderr
     monkeypatch.undo()
@@ -340,15 +332,12 @@ def test_help_of_the_new_commands():
     for name in ("compress", "decompress", "info"):
         result = run(name, "--help")
         assert result.exit_code == 0
-        text = " ".join(result.stdout.split())
-        assert "Exit codes" in text and "6 a .kmq input is corrupt" in text
         for param in group.commands[name].params:
-            if param.param_type_name == "option" and param.name != "help":
+            if param.param_type_name == "option" and param.name != "help" and not param.hidden:
                 assert param.help, f"{name} {param.opts} has no help text"
                 assert param.opts[0] in result.stdout
     top = " ".join(run("--help").stdout.split())
     assert "decompress" in top and "info" in top and "6 a .kmq input is corrupt" in top
-    assert "6  a .kmq input is corrupt" in cli.__doc__
     assert "--format" in run("compress", "--help").stdout
 
 
@@ -397,3 +386,16 @@ def test_compress_writes_webp_and_gif_by_extension_with_the_png_pixels(tmp_path,
     np.testing.assert_array_equal(pixels, np.asarray(Image.open(tmp_path / "a.png").convert("RGB")))
     default = runner.invoke(app, ["compress", str(src), "-k", "8", "--format", ext, "--quiet"])
     assert default.exit_code == 0 and (tmp_path / f"cat-kmq.{ext}").exists()
+
+
+def test_info_check_decodes_the_payload_and_finds_damage(kmq_file, tmp_path):
+    damaged = tmp_path / "damaged.kmq"
+    data = bytearray(kmq_file.read_bytes())
+    data[-10] ^= 0x40  # in the payload: the header is intact
+    damaged.write_bytes(bytes(data))
+    assert run("info", damaged).exit_code == 0  # the header alone looks fine
+    checked = run("info", "--check", damaged, kmq_file)
+    assert checked.exit_code == kmq.CorruptFileError.exit_code == 6
+    assert error_lines(checked.stderr) == [
+        f"kmq: error: {damaged}: checksum mismatch (the file is damaged)"]
+    assert "check" in info_fields(checked.stdout)[str(kmq_file)]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import kmq
 from kmq import cli
-from kmq.palettes import read_palette
+from kmq.palette_files import read_palette
 
 runner = CliRunner()
 K = 8
@@ -144,26 +144,27 @@ def test_exit_codes(photo, tmp_path):
     assert run("palette", photo, "-o", out).exit_code == 0
     before = out.read_bytes()
     result = run("palette", photo, "-k", 3, "-o", out)
-    assert result.exit_code == cli.EXIT_EXISTS and "exists" in result.output
+    assert result.exit_code == kmq.OutputExistsError.exit_code and "exists" in result.output
     assert out.read_bytes() == before
     assert run("palette", photo, "-k", 3, "-o", out, "--force").exit_code == 0
     assert out.read_bytes() != before
-    assert run("palette", photo, "-o", photo, "--force").exit_code == cli.EXIT_EXISTS
-    assert run("palette", tmp_path / "missing.png").exit_code == cli.EXIT_READ
-    assert run("palette", photo, "--max-pixels", 100).exit_code == cli.EXIT_TOO_LARGE
-    assert run("palette", photo, "-F", "png").exit_code == cli.EXIT_USAGE  # png needs -o
-    assert run("palette", photo, "-o", tmp_path / "p.bmp").exit_code == cli.EXIT_USAGE
-    assert run("palette", photo, "-k", 1).exit_code == cli.EXIT_USAGE
-    assert run("palette", photo, "-o", tmp_path).exit_code == cli.EXIT_USAGE  # a directory
+    exists = kmq.OutputExistsError.exit_code
+    assert run("palette", photo, "-o", photo, "--force").exit_code == exists
+    assert run("palette", tmp_path / "missing.png").exit_code == kmq.ImageReadError.exit_code
+    assert run("palette", photo, "--max-pixels", 100).exit_code == kmq.ImageTooLargeError.exit_code
+    assert run("palette", photo, "-F", "png").exit_code == 2  # png needs -o
+    assert run("palette", photo, "-o", tmp_path / "p.bmp").exit_code == 2
+    assert run("palette", photo, "-k", 1).exit_code == 2
+    assert run("palette", photo, "-o", tmp_path).exit_code == 2  # a directory
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.gpl"]  # no temporary files left
 
 
-def test_help_lists_the_command_and_the_exit_codes():
+def test_help_lists_the_command_and_its_formats():
     top = run("--help")
     assert "palette" in top.stdout
     result = run("palette", "--help")
     assert result.exit_code == 0
-    assert "Exit codes" in result.stdout and "gpl" in result.stdout
+    assert "gpl" in result.stdout
 
 
 def test_swatch_png_is_a_real_png_with_k_palette_entries(photo, tmp_path):
@@ -173,3 +174,63 @@ def test_swatch_png_is_a_real_png_with_k_palette_entries(photo, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(io.BytesIO(data)) as im:
         assert len(im.getpalette()) // 3 == 5
+
+
+# --- images with transparency ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def translucent(tmp_path_factory, small_photo) -> Path:
+    """The photo with a transparent band and a translucent ramp, as RGBA PNG."""
+    alpha = np.full(small_photo.shape[:2], 255, np.uint8)
+    alpha[:, :10] = 0
+    alpha[:, 10:40] = np.linspace(0, 255, 30).round().astype(np.uint8)
+    path = tmp_path_factory.mktemp("rgba") / "glass.png"
+    Image.fromarray(np.dstack([small_photo, alpha]), "RGBA").save(path)
+    return path
+
+
+def test_a_translucent_image_gives_rgba_colors_in_every_text_format(translucent):
+    q = kmq.quantize(np.asarray(Image.open(translucent)), K, seed=0)
+    order = np.argsort(-q.counts, kind="stable")
+    colors, shares = q.palette[order], q.counts[order] / q.counts.sum()
+    assert colors.shape[1] == 4 and (colors[:, 3] < 255).any()
+    result = run("palette", translucent, "-k", K, "-F", "json")
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.stdout)
+    np.testing.assert_array_equal([e["rgba"] for e in entries], colors)
+    assert [e["hex"] for e in entries] == ["#" + c.tobytes().hex() for c in colors]
+    np.testing.assert_allclose([e["share"] for e in entries], shares, rtol=1e-12)
+    text = run("palette", translucent, "-k", K).stdout.split()
+    assert text[0::2] == ["#" + c.tobytes().hex() for c in colors]
+    css = run("palette", translucent, "-k", K, "-F", "css").stdout
+    found = [tuple(map(float, m)) for m in re.findall(
+        r"rgba\((\d+), (\d+), (\d+), ([0-9.]+)\)", css)]
+    assert [f[:3] for f in found] == [tuple(map(float, c[:3])) for c in colors]
+    assert all(abs(f[3] - c[3] / 255) < 5e-4 for f, c in zip(found, colors, strict=True))
+
+
+def test_rgba_palettes_read_back_from_gpl_and_json(translucent, tmp_path):
+    for fmt in ("gpl", "json"):
+        out = tmp_path / f"p.{fmt}"
+        assert run("palette", translucent, "-k", K, "-o", out).exit_code == 0
+        back = read_palette(out)
+        printed = json.loads(run("palette", translucent, "-k", K, "-F", "json").stdout)
+        np.testing.assert_array_equal(back, [e["rgba"] for e in printed])
+
+
+def test_rgba_swatches_are_drawn_over_a_checkerboard(translucent, tmp_path):
+    out = tmp_path / "s.png"
+    assert run("palette", translucent, "-k", K, "-o", out).exit_code == 0
+    entries = json.loads(run("palette", translucent, "-k", K, "-F", "json").stdout)
+    with Image.open(out) as im:
+        rgb = np.asarray(im.convert("RGB"), np.float64)
+    widths = np.round(np.array([e["share"] for e in entries]) * rgb.shape[1]).astype(int)
+    left = 0
+    for entry, width in zip(entries, widths, strict=True):
+        r, g, b, a = entry["rgba"]
+        if width >= 3:  # the middle column of the swatch, both checker shades on it
+            column = rgb[:, left + width // 2]
+            for shade in (204.0, 153.0):
+                want = np.array([r, g, b]) * a / 255 + shade * (1 - a / 255)
+                assert np.abs(column - want).max(axis=1).min() <= 1.0
+        left += width
