@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 
 from _common import DEFAULT_IMAGES, find_images, machine, table
 from kmq import batch as kb
+from kmq.files import CompressOptions
 
 LONG_SIDES = tuple(range(96, 321, 16))  # 15 sizes
 
@@ -74,7 +75,7 @@ def digest(folder: Path) -> str:
 
 
 def run_once(name: str, workers: int, jobs: list[kb.Job], warmup: list[kb.Job],
-             options: kb.CompressOptions) -> dict:
+             options: CompressOptions) -> dict:
     start = time.perf_counter()
     with make_engine(name, workers) as engine:
         kb.compress_batch(warmup, options, engine=engine)
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_dir = tmp / "warm"
         warm_dir.mkdir()
         warm_paths = make_dataset(images[:1], warm_dir, 4)
-        options = kb.CompressOptions(k=args.k)
+        options = CompressOptions(k=args.k)
         print(f"# kmq batch: {len(paths)} files ({sum(_mp(p) for p in paths):.1f} MP) from "
               f"{len(images)} photos, K = {args.k}, PNG; {machine()}", flush=True)
         rows, digests = [], {}

@@ -11,9 +11,8 @@ from skimage import data
 
 import kmq
 from kmq.codecs.png import encode_png
-from kmq.histogram import histogram, merge
+from kmq.color_histogram import histogram, merge
 from kmq.io import read_rgb
-from kmq.pipeline import _fit_palette
 
 
 def reference_png(path: Path, k: int, seed: int = 0) -> bytes:
@@ -23,10 +22,9 @@ def reference_png(path: Path, k: int, seed: int = 0) -> bytes:
 
 
 def reference_shared_palette(paths, k: int, seed: int = 0) -> np.ndarray:
-    """The palette fitted to the sum of the images' histograms (kmq.histogram.merge)."""
+    """The palette fitted to the sum of the images' histograms (kmq.color_histogram.merge)."""
     merged = merge([histogram(read_rgb(p)) for p in paths])
-    return _fit_palette(merged, k, seed=seed, tol=1e-4, max_iter=300, color_space="srgb",
-                        progress=None)[0]
+    return kmq.fit_palette(merged, k, seed=seed).palette
 
 
 def decoded_png(path: Path) -> tuple[np.ndarray, np.ndarray]:

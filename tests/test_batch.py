@@ -1,34 +1,27 @@
-"""``kmq.batch`` on the local engine and the ``kmq batch`` command: layout, outputs equal to
-images compressed one by one in this process, failures, resume (also after SIGKILL),
---skip-if-larger, reports, the shared palette and ``kmq palette`` with many inputs."""
+"""The ``kmq batch`` command (``kmq.cli.batch``): a bad file reported and the rest done, exit
+codes, the summary and the report, resume (also after the command and its workers are killed),
+formats from the codec registry, Dask as an optional part; and ``kmq palette`` with many
+inputs."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from skimage import data
 from typer.testing import CliRunner
 
 import kmq
-from batch_reference import (
-    decoded_png,
-    reference_png,
-    reference_shared_palette,
-    write_photos,
-)
+from batch_reference import reference_png, reference_shared_palette, write_photos
 from kmq import batch as kb
-from kmq import cli
-from kmq.codecs.png import encode_png
+from kmq import cli, codecs
 from kmq.io import read_rgb
 
 runner = CliRunner()
@@ -41,26 +34,19 @@ def run(*args: object):
 
 
 @pytest.fixture(scope="module")
-def engine():
-    """Two worker processes, shared by the tests of this module (starting them costs seconds)."""
-    with kb.LocalEngine(workers=2) as eng:
-        yield eng
-
-
-@pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> tuple[Path, list[Path]]:
     folder = tmp_path_factory.mktemp("photos")
     return folder, write_photos(folder, 7)
 
 
 @pytest.fixture(scope="module")
-def quantized(photos) -> dict[Path, kmq.Quantized]:
-    return {p: kmq.quantize(read_rgb(p), K) for p in photos[1]}
+def references(photos) -> dict[Path, bytes]:
+    return {p: reference_png(p, K) for p in photos[1]}
 
 
-@pytest.fixture(scope="module")
-def references(quantized) -> dict[Path, bytes]:
-    return {p: encode_png(q.palette, q.indices) for p, q in quantized.items()}
+def outputs(folder: Path) -> list[str]:
+    """The names in ``folder``, but the batch's manifest."""
+    return sorted(p.name for p in folder.iterdir() if p.name != kb.MANIFEST_NAME)
 
 
 def summary_row(stdout: str) -> list[str]:
@@ -69,61 +55,6 @@ def summary_row(stdout: str) -> list[str]:
     header = next(i for i, cells in enumerate(lines) if cells[:4] == ["files", "done", "skipped",
                                                                     "failed"])
     return next(cells for cells in lines[header + 1:] if cells and cells[0][0].isdigit())
-
-
-def test_inputs_are_walked_and_their_layout_kept(tmp_path):
-    root = tmp_path / "in"
-    (root / "a" / "b").mkdir(parents=True)
-    for rel in ("x.png", "y.JPG", "a/z.png", "a/b/w.webp", "notes.txt", ".hidden.png",
-                "a/.x.png.abc123.tmp"):
-        (root / rel).write_bytes(b"")
-    out = root / "out"
-    (out).mkdir()
-    (out / "old.png").write_bytes(b"")  # the output folder is never an input
-
-    def rel(jobs):
-        return sorted((Path(j.source).relative_to(root).as_posix(),
-                       Path(j.output).relative_to(out).as_posix()) for j in jobs)
-
-    assert rel(kb.plan_batch([root], out)) == [("x.png", "x.png"), ("y.JPG", "y.png")]
-    assert rel(kb.plan_batch([root], out, recursive=True, fmt="kmq")) == [
-        ("a/b/w.webp", "a/b/w.kmq"), ("a/z.png", "a/z.kmq"), ("x.png", "x.kmq"),
-        ("y.JPG", "y.kmq")]
-    assert rel(kb.plan_batch([f"{root}/**/*.png"], out)) == [("a/z.png", "a/z.png"),
-                                                            ("x.png", "x.png")]
-    # a file named directly goes to the top of OUT_DIR; a file named twice is done once
-    assert rel(kb.plan_batch([root / "a" / "b" / "w.webp", root / "a/b/../b/w.webp"], out)) == [
-        ("a/b/w.webp", "w.png")]
-
-
-def test_local_batch_writes_what_single_images_give(engine, photos, quantized, references,
-                                                    tmp_path):
-    folder, paths = photos
-    out = tmp_path / "out"
-    seen = []
-    result = kb.compress_batch(kb.plan_batch([folder], out, recursive=True),
-                               kb.CompressOptions(k=K), engine=engine,
-                               progress=lambda stage, r: seen.append((stage, r.status)))
-    assert [r.status for r in result.records] == ["done"] * len(paths)
-    assert sorted(seen) == [("compress", "done")] * len(paths)
-    for path in paths:
-        written = out / path.relative_to(folder)
-        assert written.read_bytes() == references[path], written
-    by_source = {Path(r.source): r for r in result.records}
-    for path in paths:
-        r = by_source[path]
-        q = quantized[path]
-        assert (r.k, r.width, r.height) == (q.k, 96, 96)
-        assert r.psnr == pytest.approx(q.psnr, abs=1e-9)
-        assert r.input_bytes == path.stat().st_size
-        assert r.output_bytes == len(references[path])
-    s = result.summary()
-    assert (s["done"], s["skipped"], s["failed"]) == (len(paths), 0, 0)
-    assert s["bytes_before"] == sum(p.stat().st_size for p in paths)
-    assert s["bytes_after"] == sum(len(b) for b in references.values())
-    # two worker processes did the work, each reporting its peak memory
-    assert 1 <= len({r.worker for r in result.records}) <= 2
-    assert all(r.peak_rss > 10_000_000 for r in result.records)
 
 
 def test_cli_reports_a_bad_file_finishes_the_rest_and_resumes(photos, references, tmp_path):
@@ -136,18 +67,18 @@ def test_cli_reports_a_bad_file_finishes_the_rest_and_resumes(photos, references
     out = tmp_path / "out"
     result = run("batch", inputs, "-o", out, "-k", K, "-j", "2", "--report",
                  tmp_path / "r.json")
-    assert result.exit_code == cli.EXIT_READ, result.output
+    assert result.exit_code == kmq.ImageReadError.exit_code, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("kmq: error:")]
     assert len(errors) == 1 and "broken.png" in errors[0]
     assert "1 of 4 files failed" in result.stderr
     for p in paths[:3]:
         assert (out / p.name).read_bytes() == references[p]
     assert not (out / "broken.png").exists()
-    files, done, skipped, failed, before, after = summary_row(result.stdout)[:6]
+    files, done, skipped, failed = summary_row(result.stdout)[:4]
     assert (files, done, skipped, failed) == ("4", "3", "0", "1")
-    assert int(before.replace(",", "")) == sum(p.stat().st_size for p in paths[:3])
-    assert int(after.replace(",", "")) == sum(len(references[p]) for p in paths[:3])
     doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["summary"]["bytes_before"] == sum(p.stat().st_size for p in paths[:3])
+    assert doc["summary"]["bytes_after"] == sum(len(references[p]) for p in paths[:3])
     rows = {Path(f["source"]).name: f for f in doc["files"]}
     assert rows["broken.png"]["status"] == "failed" and rows["broken.png"]["error"] == "read"
     for p in paths[:3]:
@@ -160,8 +91,9 @@ def test_cli_reports_a_bad_file_finishes_the_rest_and_resumes(photos, references
     # the same command again: the outputs present are skipped, untouched
     stamps = {p.name: (out / p.name).stat().st_mtime_ns for p in paths[:3]}
     again = run("batch", inputs, "-o", out, "-k", K, "-j", "1", "--report", tmp_path / "r.csv")
-    assert again.exit_code == cli.EXIT_READ
+    assert again.exit_code == kmq.ImageReadError.exit_code
     assert summary_row(again.stdout)[:4] == ["4", "0", "3", "1"]
+    assert "kmq: skipped 3 because their outputs exist (--force redoes them)" in again.stderr
     assert stamps == {p.name: (out / p.name).stat().st_mtime_ns for p in paths[:3]}
     with open(tmp_path / "r.csv", newline="") as fh:
         rows = {Path(r["source"]).name: r for r in csv.DictReader(fh)}
@@ -170,70 +102,31 @@ def test_cli_reports_a_bad_file_finishes_the_rest_and_resumes(photos, references
     assert set(rows["broken.png"]) == set(kb.REPORT_FIELDS)
 
 
-def test_force_rewrites_and_existing_outputs_are_kept_without_it(engine, photos, references,
-                                                                  tmp_path):
+def test_format_choices_and_extensions_come_from_the_codec_registry(photos, tmp_path):
     _, paths = photos
+    help_text = " ".join(run("batch", "--help").stdout.split())
+    for codec in codecs.CODECS.values():
+        assert codec.name in help_text
     out = tmp_path / "out"
-    out.mkdir()
-    (out / paths[0].name).write_bytes(b"not ours")
-    jobs = kb.plan_batch([paths[0], paths[1]], out)
-    result = kb.compress_batch(jobs, kb.CompressOptions(k=K), engine=engine)
-    assert [r.status for r in result.records] == ["skipped", "done"]
-    assert (out / paths[0].name).read_bytes() == b"not ours"
-    result = kb.compress_batch(jobs, kb.CompressOptions(k=K, force=True), engine=engine)
-    assert [r.status for r in result.records] == ["done", "done"]
-    assert (out / paths[0].name).read_bytes() == references[paths[0]]
+    result = run("batch", paths[0], paths[1], "-o", out, "-k", K, "-j", 1, "--format", "GIF")
+    assert result.exit_code == 0, result.output
+    assert outputs(out) == sorted(f"{p.stem}.gif" for p in paths[:2])
+    for p in paths[:2]:
+        q = kmq.quantize(read_rgb(p), K)
+        assert np.array_equal(kmq.load(out / f"{p.stem}.gif").to_array(), q.to_array())
+    assert run("batch", paths[0], "-o", out, "--format", "jpeg").exit_code == 2
 
 
-def test_skip_if_larger_writes_only_outputs_smaller_than_their_input(engine, tmp_path):
-    crop = np.ascontiguousarray(data.astronaut()[100:196, 100:196])
-    small_jpeg, raw_bmp = tmp_path / "small.jpg", tmp_path / "raw.bmp"
-    Image.fromarray(crop).save(small_jpeg, quality=20)
-    Image.fromarray(crop).save(raw_bmp)
-    k = 256
-    # the independent facts: this PNG is larger than the JPEG, smaller than the BMP
-    assert len(reference_png(small_jpeg, k)) > small_jpeg.stat().st_size
-    assert len(reference_png(raw_bmp, k)) < raw_bmp.stat().st_size
-    out = tmp_path / "out"
-    result = kb.compress_batch(kb.plan_batch([small_jpeg, raw_bmp], out),
-                               kb.CompressOptions(k=k, skip_if_larger=True), engine=engine)
-    assert [r.status for r in result.records] == ["skipped", "done"]
-    assert "larger than the input" in result.records[0].reason
-    assert not (out / "small.png").exists()
-    assert (out / "raw.png").read_bytes() == reference_png(raw_bmp, k)
-
-
-def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(engine, photos, tmp_path):
+def test_dask_engine_without_dask_exits_2_naming_the_extra(photos, tmp_path, monkeypatch):
     _, paths = photos
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    Image.open(paths[0]).save(inputs / "same.png")
-    Image.open(paths[1]).save(inputs / "same.bmp")
-    result = kb.compress_batch(kb.plan_batch([inputs], tmp_path / "out"),
-                               kb.CompressOptions(k=K), engine=engine)
-    assert sorted((Path(r.source).name, r.status, r.error) for r in result.records) == [
-        ("same.bmp", "done", ""), ("same.png", "failed", "exists")]
-    # and an output that would replace its own input is refused
-    result = kb.compress_batch(kb.plan_batch([inputs / "same.png"], inputs),
-                               kb.CompressOptions(k=K, force=True), engine=engine)
-    assert result.records[0].error == "exists"
-    assert "is an input file" in result.records[0].reason
-
-
-def test_shared_palette_is_the_fit_of_the_summed_histograms(engine, photos, tmp_path):
-    folder, paths = photos
-    expected = reference_shared_palette(paths, K)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
     out = tmp_path / "out"
-    stages = []
-    result = kb.compress_batch(kb.plan_batch([folder], out, recursive=True),
-                               kb.CompressOptions(k=K), engine=engine, shared_palette=True,
-                               progress=lambda stage, r: stages.append(stage))
-    assert np.array_equal(result.palette, expected)
-    assert stages.count("histogram") == len(paths) and stages.count("compress") == len(paths)
-    for p in paths:
-        palette, indices = decoded_png(out / p.relative_to(folder))
-        assert np.array_equal(palette, expected)
-        assert np.array_equal(indices, kmq.remap(read_rgb(p), expected))
+    result = run("batch", paths[0], "-o", out, "--engine", "dask")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "kmq: error: the dask engine needs distributed, which is not installed: "
+        "pip install 'kmq[dask]'"]
+    assert not out.exists()
 
 
 def test_palette_command_takes_many_inputs(photos, tmp_path):
@@ -251,48 +144,101 @@ def test_palette_command_takes_many_inputs(photos, tmp_path):
     assert [e["share"] for e in entries] == pytest.approx(counts[order] / counts.sum())
 
 
+#: ``kmq batch ARGS...`` that stops once three files are written: its progress callback prints
+#: a line and waits forever (no more files are sent to the workers, which finish those in
+#: flight), so the test kills it part-way for sure.
+PAUSED_BATCH = """
+import sys, threading
+import kmq.batch
+from kmq.cli import main
+
+real = kmq.batch.compress_batch
+
+def compress_batch(jobs, options, *, progress=None, **kwargs):
+    done = 0
+
+    def pause_after_three(stage, record):
+        nonlocal done
+        if progress is not None:
+            progress(stage, record)
+        done += record.status == "done"
+        if done == 3:
+            print("three written", flush=True)
+            threading.Event().wait()
+
+    return real(jobs, options, progress=pause_after_three, **kwargs)
+
+kmq.batch.compress_batch = compress_batch
+main()
+"""
+
+
 def test_batch_killed_part_way_resumes_to_the_complete_result(tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
-    paths = write_photos(inputs, 24, size=96, nested=False)
-    command = [str(KMQ_EXE), "batch", str(inputs), "-o", str(out), "-k", "32", "-j", "2", "-q"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    paths = write_photos(inputs, 24, size=160, nested=False)
+    args = ["batch", str(inputs), "-o", str(out), "-k", "32", "-j", "2", "-q"]
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(out.glob("*.png"))) >= 3:
-                break
-            time.sleep(0.02)
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=300)  # a bound on a broken run, not a wait
+        line = proc.stdout.readline() if ready else ""
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, as a killed job
         proc.wait()
+    assert line == "three written\n", proc.stderr.read()
     present = sorted(out.glob("*.png"))
-    assert 3 <= len(present) < len(paths), "the batch was not stopped part-way"
+    # the three written, and those in flight when the batch paused (a few): not all of them
+    assert 3 <= len(present) < len(paths)
     expected = {p.name: reference_png(p, 32) for p in paths}
     for written in present:  # whatever is there under an output's name is complete
         assert written.read_bytes() == expected[written.name]
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([str(KMQ_EXE), *args[:-1]], capture_output=True, text=True,
+                           timeout=300)  # without -q: the summary
     assert again.returncode == 0, again.stderr
     files, done, skipped, failed = summary_row(again.stdout)[:4]
     assert (int(files), int(done) + int(skipped), int(failed)) == (len(paths), len(paths), 0)
     assert int(skipped) >= len(present)
-    assert sorted(os.listdir(out)) == sorted(expected)  # no temporary files left over
+    assert sorted(os.listdir(out)) == sorted([*expected, kb.MANIFEST_NAME])  # no temporaries
     for name, content in expected.items():
         assert (out / name).read_bytes() == content
 
 
-@pytest.mark.shared_images
-def test_batch_of_shared_photos_matches_single_images(engine, shared_images, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    for src in sorted((shared_images / "cq100").glob("*.png"))[:3]:
-        with Image.open(src) as im:
-            im.convert("RGB").resize((96, 64)).save(inputs / src.name)
-    if len(list(inputs.iterdir())) < 3:
-        pytest.skip(f"fewer than 3 CQ100 photos in {shared_images / 'cq100'}")
-    out = tmp_path / "out"
-    result = kb.compress_batch(kb.plan_batch([inputs], out), kb.CompressOptions(k=K),
-                               engine=engine)
-    assert result.count("done") == 3
-    for src in inputs.iterdir():
-        assert (out / src.name).read_bytes() == reference_png(src, K)
+def test_ctrl_c_writes_the_report_of_the_files_done(tmp_path):
+    inputs, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "r.json"
+    write_photos(inputs, 12, size=96, nested=False)
+    args = ["batch", str(inputs), "-o", str(out), "-k", "16", "-j", "1", "-q",
+            "--report", str(report)]
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=300)  # a bound on a broken run, not a wait
+        assert ready and proc.stdout.readline() == "three written\n", proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        code = proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert code == 130, proc.stderr.read()
+    doc = json.loads(report.read_text())
+    done = [f for f in doc["files"] if f["status"] == "done"]
+    assert len(done) >= 3
+    for record in done:  # what the report says was done is there, whole
+        assert Path(record["output"]).stat().st_size == record["output_bytes"]
+
+
+def test_a_rerun_removes_temporaries_left_beside_outputs_already_in_place(tmp_path):
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    paths = write_photos(inputs, 2, size=64, nested=False)
+    assert run("batch", inputs, "-o", out, "-k", 8, "-j", 1, "-q").exit_code == 0
+    # a kill between linking the output into place and unlinking its temporary leaves both
+    stale = out / f".{paths[0].stem}.png.k3j9x.tmp"
+    stale.write_bytes((out / f"{paths[0].stem}.png").read_bytes())
+    again = run("batch", inputs, "-o", out, "-k", 8, "-j", 1, "-q")
+    assert again.exit_code == 0
+    assert not stale.exists()
+    assert outputs(out) == sorted(f"{p.stem}.png" for p in paths)
