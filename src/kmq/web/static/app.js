@@ -19,6 +19,11 @@
   };
 
   const DEBOUNCE_MS = 200;
+  // What the color spaces are good for; the choices themselves come from the server.
+  const SPACE_LABELS = {
+    srgb: "sRGB (lowest error)", wsrgb: "weighted sRGB (perceptual)", linear: "linear RGB",
+    oklab: "OKLab",
+  };
   const MIN_ZOOM = 0.05;
   const MAX_ZOOM = 64;
 
@@ -27,6 +32,7 @@
     file: null,          // the File the current token came from (to upload again on 404)
     image: null,         // {token, name, width, height, input_bytes, original}
     seq: 0,              // number of the latest request; older answers are ignored
+    requests: 0,         // quantize requests not settled yet (answered, failed or aborted)
     uploadSeq: 0,        // the same for uploads: only the latest image chosen is shown
     controller: null,    // AbortController of the request in flight
     timer: null,         // debounce timer of the sliders
@@ -45,10 +51,25 @@
     els.status.classList.toggle("error", isError);
   }
 
+  /** Bytes in decimal units, as kmq's report gives them: 1 kB = 1000 B. */
   function formatBytes(n) {
-    if (n < 1024) return `${n} B`;
-    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-    return `${(n / 1024 / 1024).toFixed(2)} MB`;
+    if (n < 1000) return `${n} B`;
+    if (n < 1000 * 1000) return `${(n / 1000).toFixed(1)} kB`;
+    return `${(n / 1000 / 1000).toFixed(2)} MB`;
+  }
+
+  /** The change from ``before`` to ``after`` bytes in percent: "-62%", "+100%". */
+  function formatChange(before, after) {
+    const pct = 100 * (after / before - 1);
+    const size = Math.abs(pct);
+    const digits = size < 1 && size > 0 ? 1 : 0;
+    const sign = pct > 0 ? "+" : pct < 0 ? "-" : "";
+    return `${sign}${size.toFixed(digits)}%`;
+  }
+
+  function setRequests(delta) {
+    state.requests += delta;
+    document.body.dataset.requests = String(state.requests);
   }
 
   function setStat(id, text, value) {
@@ -90,15 +111,38 @@
   // ---------------------------------------------------------------------------------------
   // Loading an image
 
+  function fillSelect(select, options, preferred) {
+    select.replaceChildren(...options.map(({ value, label }) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = label;
+      return option;
+    }));
+    select.value = preferred;
+  }
+
+  /** The choices and limits from the server: K range, color spaces and formats are kmq's. */
   async function loadConfig() {
     try {
       const response = await fetch("api/config");
+      if (!response.ok) throw new Error(await errorOf(response));
       state.config = await response.json();
-    } catch (_) {
+    } catch (err) {
       state.config = null;
+      showError(`cannot load the page's settings: ${err.message}`);
       return;
     }
-    const names = state.config.samples || [];
+    const c = state.config;
+    els.k.min = String(c.k_min);
+    els.k.max = String(c.k_max);
+    els.k.value = String(c.k_default);
+    els.kValue.textContent = els.k.value;
+    fillSelect(els.colorspace, c.colorspaces.map((name) => (
+      { value: name, label: SPACE_LABELS[name] || name })), c.colorspaces[0]);
+    fillSelect(els.format, c.formats.map((f) => (
+      { value: f.name, label: `${f.title} (${f.extension})` })), c.formats[0].name);
+    if (document.body.dataset.state === "loading") setState("empty");
+    const names = c.samples || [];
     els.sampleButtons.replaceChildren(...names.map((name) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -133,6 +177,8 @@
   async function loadFile(file) {
     if (!file) return;
     const mine = newImage();
+    await configReady;
+    if (mine !== state.uploadSeq) return;
     const limit = state.config && state.config.max_upload_bytes;
     if (limit && file.size > limit) {
       showError(`${file.name}: ${formatBytes(file.size)} is over the upload limit of `
@@ -153,6 +199,8 @@
 
   async function loadSample(name) {
     const mine = newImage();
+    await configReady;
+    if (mine !== state.uploadSeq) return;
     setState("uploading");
     setStatus(`Loading the sample ${name}…`);
     try {
@@ -208,6 +256,7 @@
     state.controller = controller;
     setState("working");
     setStatus(`Quantizing to ${params.k} colors…`);
+    setRequests(1);
     const query = new URLSearchParams({
       k: String(params.k), colorspace: params.colorspace,
       dither: String(params.dither), format: params.format,
@@ -237,6 +286,7 @@
       if (seq === state.seq) showError(err.message, true);
     } finally {
       if (state.controller === controller) state.controller = null;
+      setRequests(-1);
     }
   }
 
@@ -251,8 +301,10 @@
   }
 
   function clearResultDisplay() {
-    for (const id of ["stat-output-bytes", "stat-ratio", "stat-bpp", "stat-k", "stat-psnr",
+    for (const id of ["stat-output-bytes", "stat-change", "stat-bpp", "stat-k", "stat-psnr",
       "stat-ssim", "stat-time"]) setStat(id, "–", null);
+    $("stat-change").classList.remove("larger");
+    $("stat-change").removeAttribute("title");
     els.palette.replaceChildren();
     els.shareBar.replaceChildren();
     els.download.setAttribute("aria-disabled", "true");
@@ -274,8 +326,11 @@
     els.result.dataset.format = p.format;
 
     setStat("stat-output-bytes", `${formatBytes(r.output_bytes)} (${p.format})`, r.output_bytes);
-    setStat("stat-ratio", `${r.ratio_input.toFixed(2)}× (raw ${r.ratio_raw.toFixed(1)}×)`,
-      r.ratio_input);
+    const change = $("stat-change");
+    setStat("stat-change", formatChange(r.input_bytes, r.output_bytes), r.size_change);
+    change.classList.toggle("larger", r.output_bytes > r.input_bytes);
+    change.title = `${formatBytes(r.input_bytes)} → ${formatBytes(r.output_bytes)}; `
+      + `${r.ratio_raw.toFixed(1)}× smaller than the raw pixels`;
     setStat("stat-bpp", r.bits_per_pixel.toFixed(3), r.bits_per_pixel);
     setStat("stat-k", `${r.k} of ${p.k}`, r.k);
     $("stat-k").title = `the image has ${r.distinct_colors.toLocaleString()} distinct colors`;
@@ -519,8 +574,7 @@
     if (file) loadFile(file);
   });
 
-  els.kValue.textContent = els.k.value;
   showDither();
   applyView();
-  loadConfig();
+  const configReady = loadConfig();
 })();
