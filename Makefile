@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 export MPLBACKEND := Agg
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: demo test lint bench install dev clean browser
+.PHONY: demo test lint typecheck bench install dev clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-## demo: compress skimage's astronaut, coffee and chelsea (shipped offline) and print the results
+## demo: compress the three sample photos that ship with kmq and print the results
 demo: $(VENV)/.installed
 	$(BIN)/kmq demo --output demo-output
 
@@ -41,8 +41,12 @@ browser:
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will skip"; fi; }
 
-## test: linters, then the whole suite (doctests included) on 2 workers
-test: lint browser
+## typecheck: mypy over src/kmq (settings in pyproject.toml)
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+## test: linters and the type checker, then the whole suite (doctests included) on 2 workers
+test: lint typecheck browser
 	$(BIN)/pytest -n 2 --doctest-modules src/kmq tests
 
 ## bench: the quantizer against its peers (see benchmarks/README.md)

@@ -1,17 +1,21 @@
-"""Sample photographs for the demo, from the images scikit-image installs with itself.
+"""Sample photographs for the demo and the web page, shipped with kmq (``sample_images/``).
 
-They need no network: ``astronaut``, ``coffee`` and ``chelsea`` ship inside the scikit-image
-package (``skimage/data``).
+``astronaut``, ``coffee`` and ``chelsea``, the photographs scikit-image ships in ``skimage.data``,
+stored losslessly as WebP inside the package: no network, and no scikit-image at run time.
 """
 
 from __future__ import annotations
 
+import io
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-#: Name -> one-line credit (from scikit-image's documentation of each image).
+from kmq.errors import ArgumentError
+
+#: Name -> one-line credit.
 SAMPLES: dict[str, str] = {
     "astronaut": "Eileen Collins, NASA (public domain), 512x512",
     "coffee": "Rachel Michetti, a cup of coffee (CC0), 600x400",
@@ -29,10 +33,13 @@ def load(name: str) -> np.ndarray:
     (400, 600, 3)
     """
     if name not in SAMPLES:
-        raise ValueError(f"expected a sample name in {sorted(SAMPLES)}; got {name!r}")
-    from skimage import data
+        raise ArgumentError(f"expected a sample name in {sorted(SAMPLES)}; got {name!r}")
+    from importlib.resources import files
 
-    return np.ascontiguousarray(getattr(data, name)())
+    from kmq.io import read_image
+
+    data = files("kmq").joinpath("sample_images", f"{name}.webp").read_bytes()
+    return read_image(data, name=f"{name}.webp")
 
 
 def write(directory: str | os.PathLike, names=tuple(SAMPLES), *,
@@ -57,11 +64,16 @@ def write(directory: str | os.PathLike, names=tuple(SAMPLES), *,
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in names:
-        image = Image.fromarray(load(name))
+        buf = io.BytesIO()
+        Image.fromarray(load(name)).save(buf, format="PNG")
         path = folder / f"{name}.png"
-        write_atomic(path, lambda fh, im=image: im.save(fh, format="PNG"), overwrite=overwrite)
+        write_atomic(path, partial(_write, buf.getvalue()), overwrite=overwrite)
         paths.append(path)
     return paths
+
+
+def _write(data: bytes, fh) -> None:
+    fh.write(data)
 
 
 __all__ = ["SAMPLES", "load", "write"]
