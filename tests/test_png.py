@@ -204,6 +204,21 @@ def test_rgba_palette_keeps_every_alpha_and_a_short_trns(small_photo, k):
         assert len(trns) == len(translucent)  # translucent entries first: no opaque one in it
 
 
+@pytest.mark.parametrize("effort", EFFORTS)
+@pytest.mark.parametrize("k", [3, 16, 256])
+def test_keep_order_writes_the_palette_and_indices_as_given(small_photo, k, effort):
+    palette, indices = nearest_indexed(small_photo, k)
+    alpha = np.full(k, 255, np.uint8)
+    alpha[-1] = 0  # a translucent entry last stays last
+    rgba = np.concatenate([palette, alpha[:, None]], axis=1)
+    for pal in (palette, rgba):
+        im = Image.open(io.BytesIO(encode_png(pal, indices, effort=effort, keep_order=True)))
+        channels = pal.shape[1]
+        decoded = np.asarray(im.convert("RGBA" if channels == 4 else "RGB"))
+        assert np.array_equal(np.asarray(im), indices)
+        assert np.array_equal(decoded, pal[indices])
+
+
 def test_an_opaque_rgba_palette_writes_no_trns(small_photo):
     palette, indices = nearest_indexed(small_photo, 12)
     rgba = np.concatenate([palette, np.full((12, 1), 255, np.uint8)], axis=1)

@@ -298,8 +298,8 @@ def _quantize(pixels: np.ndarray, options: CompressOptions, codec: codecs.Codec,
     budget, or at K) and its file's bytes."""
     from kmq import pipeline, targets
 
-    def encode(q) -> bytes:
-        return codec.encode(q, effort=options.effort)
+    def encode(q) -> bytes:  # a palette the caller chose keeps its order in the file
+        return codec.encode(q, effort=options.effort, keep_order=options.palette is not None)
 
     if options.palette is not None:
         q = pipeline.apply_palette(pixels, options.palette, color_space=options.color_space,

@@ -105,7 +105,7 @@ def _load(target: str):
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec("png", "indexed PNG", (".png",), "image/png", 256, "full",
           "kmq.codecs.png:encode_png", "kmq.codecs.png:decode_png",
-          frozenset({"optimize", "effort"})),
+          frozenset({"optimize", "effort", "keep_order"})),
     Codec("webp", "lossless WebP", (".webp",), "image/webp", 65536, "full",
           "kmq.codecs.webp:encode_webp", "kmq.codecs.webp:decode_webp"),
     Codec("gif", "GIF", (".gif",), "image/gif", 256, "binary",

@@ -71,7 +71,8 @@ def to_pil(palette, indices) -> Image.Image:
     return im
 
 
-def encode_png(palette, indices, *, effort: str = "default", optimize: bool = False) -> bytes:
+def encode_png(palette, indices, *, effort: str = "default", optimize: bool = False,
+               keep_order: bool = False) -> bytes:
     """Encode a palette and an index map as an indexed PNG.
 
     Parameters
@@ -92,6 +93,9 @@ def encode_png(palette, indices, *, effort: str = "default", optimize: bool = Fa
     optimize : bool
         ``True`` is ``effort="max"`` (kept for older callers); ``False`` leaves ``effort``
         alone.
+    keep_order : bool
+        Write ``PLTE`` in the palette's own order (no reordering candidates): for a palette
+        the caller chose, shared by many files.
 
     Returns
     -------
@@ -117,6 +121,11 @@ def encode_png(palette, indices, *, effort: str = "default", optimize: bool = Fa
     if palette.shape[1] == 3:
         palette = np.concatenate([palette, np.full((len(palette), 1), 255, np.uint8)], axis=1)
     depth = bit_depth(len(palette))
+    if keep_order:
+        same = np.arange(len(palette))
+        return min((_Candidate(palette, indices, same, f, depth).encode(
+            _FAST_LEVEL if effort == "fast" else _DEFAULT_LEVEL)
+            for f in (("none",) if effort == "fast" else ("none", "entropy"))), key=len)
     given = _Candidate(palette, indices, _translucent_first(palette), "none", depth)
     if effort == "fast":
         return given.encode(_FAST_LEVEL)
