@@ -32,6 +32,18 @@ def chelsea() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def graphic() -> np.ndarray:
+    """A 64x64 flat-color drawing of 5 colors: what palette compression is for."""
+    img = np.full((64, 64, 3), (250, 250, 245), np.uint8)
+    img[8:30, 6:40] = (200, 30, 40)
+    img[34:60, 20:58] = (30, 90, 200)
+    yy, xx = np.mgrid[:64, :64]
+    img[(yy - 20) ** 2 + (xx - 48) ** 2 < 100] = (250, 200, 0)
+    img[50:54, :] = (20, 20, 20)
+    return img
+
+
+@pytest.fixture(scope="session")
 def small_photo(chelsea) -> np.ndarray:
     """A 61x83 crop of a photograph: odd sides, thousands of colors, quick to quantize."""
     return np.ascontiguousarray(chelsea[101:162, 180:263])

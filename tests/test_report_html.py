@@ -102,25 +102,13 @@ def decode_rgb(blob: bytes) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures: a small photo and a small graphic of few flat colors
+# Fixtures: a small photo (the graphic of few flat colors is in conftest.py)
 
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     """scikit-image's astronaut, downscaled to 64x64 (thousands of colors)."""
     return np.asarray(Image.fromarray(data.astronaut()).resize((64, 64), Image.Resampling.LANCZOS))
-
-
-@pytest.fixture(scope="module")
-def graphic() -> np.ndarray:
-    """A 64x64 flat-color drawing of 5 colors: what palette compression is for."""
-    img = np.full((64, 64, 3), (250, 250, 245), np.uint8)
-    img[8:30, 6:40] = (200, 30, 40)
-    img[34:60, 20:58] = (30, 90, 200)
-    yy, xx = np.mgrid[:64, :64]
-    img[(yy - 20) ** 2 + (xx - 48) ** 2 < 100] = (250, 200, 0)
-    img[50:54, :] = (20, 20, 20)
-    return img
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,9 @@ def photo_report():
 
 
 @pytest.fixture(scope="module")
-def graphic_report():
-    """A 64x64 flat-color drawing of 5 colors: what palette compression is for."""
-    img = np.full((64, 64, 3), (250, 250, 245), np.uint8)
-    img[8:30, 6:40] = (200, 30, 40)
-    img[34:60, 20:58] = (30, 90, 200)
-    yy, xx = np.mgrid[:64, :64]
-    img[(yy - 20) ** 2 + (xx - 48) ** 2 < 100] = (250, 200, 0)
-    img[50:54, :] = (20, 20, 20)
-    return make_report(img, [2, 8], figures=False)
+def graphic_report(graphic):
+    """The report of a drawing of 5 flat colors: what palette compression is for."""
+    return make_report(graphic, [2, 8], figures=False)
 
 
 def test_palette_compression_wins_on_a_graphic(graphic_report):
