@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="?", default=str(DEFAULT_IMAGES))
     parser.add_argument("--files", type=int, default=200, help="batch size (>= 200 for the "
-                                                               "issue's targets)")
+                                                               "batch targets)")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per configuration; the fastest is kept")

@@ -1,4 +1,4 @@
-"""Perceptual quality of kmq's modes beside libimagequant, with and without dithering (issue 4).
+"""Perceptual quality of kmq's modes beside libimagequant, with and without dithering.
 
 For every image and K it quantizes with kmq in each color space (sRGB, linear, OKLab) and with
 libimagequant, each without dithering and with full dithering (kmq's default adaptive

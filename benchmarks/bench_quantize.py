@@ -1,6 +1,6 @@
 """kmq beside its peers on the same images and K: quality, speed and PNG size, in one process.
 
-Questions answered (issue 2):
+Questions answered:
 
 (a) Is kmq's error at most that of k-means fitted on *every* pixel (scikit-learn, k-means++,
     n_init=1)? Checked per image and K, and as the median over images per K.
