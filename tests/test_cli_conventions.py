@@ -169,14 +169,22 @@ def test_quality_on_pngquants_scale_chooses_about_pngquants_k(astronaut_png, tmp
 
 @pytest.mark.skipif(shutil.which("pngquant") is None, reason="pngquant is not installed")
 def test_quality_minimum_refuses_as_pngquant_does(astronaut_png, tmp_path):
-    for low, writes in ((20, True), (97, False)):
+    # pngquant's own rating of its 256-color result; a minimum a few points below it is met by
+    # both programs, a few points above by neither (kmq's error is a little lower than
+    # pngquant's at the same K, and the two programs' units differ a little per image)
+    run = subprocess.run(["pngquant", "256", "--nofs", "--verbose", "--force", "--output",
+                          str(tmp_path / "pq.png"), str(astronaut_png)],
+                         capture_output=True, text=True)
+    rated = int(re.findall(r"Q=(\d+)", run.stderr)[-1])
+    for low, writes in ((rated - 5, True), (rated + 5, False)):
         run = subprocess.run(["pngquant", "--quality", f"{low}-100", "--nofs", "--force",
                               "--output", str(tmp_path / "pq.png"), str(astronaut_png)],
                              capture_output=True)
         ours = tmp_path / f"kmq{low}.png"
-        result = kmq("compress", astronaut_png, "--quality", f"{low}-100", "-o", ours)
-        assert (run.returncode == 0) == writes
-        assert (result.returncode == 0) == writes and ours.exists() == writes
+        result = kmq("compress", astronaut_png, "--quality", f"{low}-100", "-o", ours,
+                     "--no-ssim")
+        assert (run.returncode == 0) == writes, (low, rated)
+        assert (result.returncode == 0) == writes and ours.exists() == writes, (low, rated)
         if not writes:
             assert result.returncode == 7 and run.returncode == 99
 

@@ -14,8 +14,15 @@ of at most ``MSE_SCALE * unit(q) * 65536 / 6`` and a PSNR of at least ``10 log10
 :data:`MSE_SCALE` makes kmq choose the K pngquant chooses: pngquant stops adding colors well past
 its target (asked for 60, its outputs measure about 70), so the scale is fitted to the error of
 kmq's quantization at the K pngquant chose, over the photos where pngquant chose fewer than 256
-colors (its median; ``python benchmarks/bench_quality.py`` measures it, and how close the K
-come). On flat graphics pngquant keeps far more colors than its target needs, and kmq fewer.
+colors (its median). On flat graphics pngquant keeps far more colors than its target needs, and
+kmq fewer.
+
+The minimum is judged as pngquant judges it, on the error of the result itself, so it has its
+own scale, :data:`MIN_MSE_SCALE`: kmq's MSE of a pngquant output over the MSE pngquant reports
+for it (its units weigh channels and gamma its own way; the ratio is 1.9-2.4 on photos, median
+2.09). With it kmq refuses what pngquant refuses: a photo pngquant rates Q = 62 at 256 colors is
+written by both at ``--quality 50-80`` and by neither at ``65-80``.
+``python benchmarks/bench_quality.py`` measures both scales, and how close the K come.
 
 Examples
 --------
@@ -24,6 +31,8 @@ Examples
 (39.2, 36.5)
 >>> quality_for_psnr(psnr_for_quality(72)), psnr_for_quality(100)
 (72, inf)
+>>> [round(p, 1) for p in psnr_range(65, 80)]  # the minimum on its own scale
+[34.4, 39.2]
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ import math
 #: kmq's MSE (8-bit sRGB, per channel) at the K pngquant chooses for a quality, over that
 #: quality's MSE in libimagequant's standard units (median over photos).
 MSE_SCALE = 1.27
+
+#: kmq's MSE of a pngquant output over the MSE pngquant reports for it (median over photos):
+#: the scale of ``--quality``'s minimum, which pngquant checks on the result's own error.
+MIN_MSE_SCALE = 2.09
 
 
 def _unit_mse(quality: int) -> float:
@@ -48,20 +61,20 @@ def _check(quality) -> int:
     return quality
 
 
-def mse_for_quality(quality: int) -> float:
+def mse_for_quality(quality: int, *, scale: float = MSE_SCALE) -> float:
     """The largest MSE (8-bit sRGB, per channel) that reaches pngquant's ``quality``
-    (``inf`` for 0, 0 for 100)."""
+    (``inf`` for 0, 0 for 100); ``scale`` kmq's units over libimagequant's."""
     quality = _check(quality)
     if quality == 0:
         return math.inf
     if quality == 100:
         return 0.0
-    return MSE_SCALE * _unit_mse(quality) * 65536.0 / 6.0
+    return scale * _unit_mse(quality) * 65536.0 / 6.0
 
 
-def psnr_for_quality(quality: int) -> float:
+def psnr_for_quality(quality: int, *, scale: float = MSE_SCALE) -> float:
     """The PSNR (dB) that reaches pngquant's ``quality``: ``inf`` for 100, 0 for 0."""
-    mse = mse_for_quality(quality)
+    mse = mse_for_quality(quality, scale=scale)
     if mse == 0:
         return math.inf
     return max(0.0, 10.0 * math.log10(255.0**2 / mse)) if math.isfinite(mse) else 0.0
@@ -73,13 +86,15 @@ def quality_for_psnr(psnr: float) -> int:
 
 
 def psnr_range(min_quality: int, max_quality: int) -> tuple[float, float]:
-    """``--quality MIN-MAX`` as (min, max) PSNR in dB."""
+    """``--quality MIN-MAX`` as (min, max) PSNR in dB: MAX chooses K (:data:`MSE_SCALE`), MIN
+    refuses a result (:data:`MIN_MSE_SCALE`), each as pngquant does."""
     from kmq.errors import ArgumentError
 
     if _check(min_quality) > _check(max_quality):
         raise ArgumentError(f"expected MIN <= MAX; got {min_quality}-{max_quality}")
-    return psnr_for_quality(min_quality), psnr_for_quality(max_quality)
+    return (psnr_for_quality(min_quality, scale=MIN_MSE_SCALE),
+            psnr_for_quality(max_quality))
 
 
-__all__ = ["MSE_SCALE", "mse_for_quality", "psnr_for_quality", "psnr_range",
+__all__ = ["MIN_MSE_SCALE", "MSE_SCALE", "mse_for_quality", "psnr_for_quality", "psnr_range",
            "quality_for_psnr"]
