@@ -677,8 +677,9 @@ def warm_up() -> None:
 
     A new process pays numba's start-up and the loading of each cached kernel before its first
     quantize. This quantizes a tiny image, so that the cost can be paid on a background thread
-    while the caller does work that releases the GIL, such as decoding the image. Kernels that only large images use still load on their first call. Thread-safe, but
-    the caller should not run kernels of its own until it returns.
+    while the caller does work that releases the GIL, such as decoding the image. Kernels that
+    only large images use still load on their first call. Thread-safe, but the caller should not
+    run kernels of its own until it returns.
 
     Examples
     --------
