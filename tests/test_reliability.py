@@ -222,9 +222,10 @@ def test_batch_unreadable_input_exits_3_and_writes_the_readable_ones(no_access):
     assert sorted(p.name for p in (d / "out").glob("*.png")) == ["a.png", "c.png"]
     files = json.loads((d / "r.json").read_text())["files"]
     assert [f["status"] for f in files] == ["done", "failed", "done"]
-    folder = kmq_as(prefix, "batch", d / "locked", "-o", d / "out2", "-q")
-    assert (folder.returncode, folder.stderr) == (
-        3, f"kmq: error: {d / 'locked'}: cannot list the folder (Permission denied)\n")
+    for walk in ([d / "locked"], [d, "--recursive"]):  # said, not silently skipped
+        folder = kmq_as(prefix, "batch", *walk, "-o", d / "out2", "-q")
+        assert (folder.returncode, folder.stderr) == (
+            3, f"kmq: error: {d / 'locked'}: cannot list the folder (Permission denied)\n")
     out = d / "readonly"
     result = kmq_as(prefix, "batch", d / "a.png", "-o", out, "-q")
     assert result.returncode == 1

@@ -81,16 +81,20 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, recursive: bool = Fal
             found.append((path, rel))
 
     def walk(folder: Path, base: Path) -> None:
+        # depth first over sorted entries: the order of sorting every path found; hidden files
+        # and folders are left out, symbolic links to folders are not followed
         try:
-            entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
-        except OSError as exc:  # a folder that cannot be listed (no permission)
-            raise ImageReadError(f"{folder}: cannot list the folder "
+            entries = sorted(folder.iterdir())
+        except OSError as exc:  # a folder that cannot be listed (no permission): said, not
+            raise ImageReadError(f"{folder}: cannot list the folder "  # silently skipped
                                  f"({exc.strerror or one_line(exc)})") from exc
         for path in entries:
-            rel = path.relative_to(base)
-            if (os.path.isfile(path) and path.suffix.lower() in exts
-                    and not any(part.startswith(".") for part in path.relative_to(folder).parts)):
-                add(path, rel)
+            if path.name.startswith("."):
+                continue
+            if recursive and os.path.isdir(path) and not os.path.islink(path):
+                walk(path, base)
+            elif os.path.isfile(path) and path.suffix.lower() in exts:
+                add(path, path.relative_to(base))
 
     for item in inputs:
         text = os.fspath(item)
