@@ -350,7 +350,10 @@ def compress_image(pixels: np.ndarray, options: CompressOptions = CompressOption
     if options.palette is not None and len(options.palette) > codec.max_colors:
         raise ArgumentError(f"a {codec.title} holds at most {codec.max_colors} colors; the "
                             f"palette has {len(options.palette)}")
-    if options.palette is not None and options.palette.shape[1] < pixels.shape[2]:
+    if options.palette is not None and options.palette.shape[1] > pixels.shape[2]:
+        # an opaque image onto an RGBA palette: mapped, and measured, as opaque RGBA
+        pixels = np.concatenate([pixels, np.full((*pixels.shape[:2], 1), 255, np.uint8)], axis=2)
+    elif options.palette is not None and options.palette.shape[1] < pixels.shape[2]:
         pixels = np.ascontiguousarray(pixels[:, :, :3])
         notes = (f"{name}: transparency dropped (the palette given has no alpha)",)
     quantized, data = _quantize(pixels, options, codec, progress)

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from kmq.errors import KmqError
+from kmq.errors import KmqError, OutputWriteError, one_line
 
 #: The manifest's file name in the output folder.
 MANIFEST_NAME = ".kmq-batch.json"
@@ -59,7 +59,11 @@ def check_manifest(out_dir: str | os.PathLike, options, *, shared_palette: bool 
             f"{out_dir}: made with other options ({'; '.join(changed)}); nothing done: rerun "
             f"with the same options to resume, or add --force to redo every file")
     data = json.dumps({"kmq": __version__, "options": wanted}, indent=1) + "\n"
-    write_atomic(path, lambda fh: fh.write(data.encode()), overwrite=True)
+    try:
+        write_atomic(path, lambda fh: fh.write(data.encode()), overwrite=True)
+    except OSError as exc:  # a folder kmq may not write in, a full disk
+        raise OutputWriteError(f"{path}: cannot write ({exc.strerror or one_line(exc)})"
+                               ) from exc
 
 
 __all__ = ["MANIFEST_NAME", "OptionsChangedError", "check_manifest", "options_record"]

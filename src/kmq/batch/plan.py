@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmq import codecs
+from kmq.errors import ImageReadError, one_line
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,25 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, recursive: bool = Fal
             found.append((path, rel))
 
     def walk(folder: Path, base: Path) -> None:
-        entries = folder.rglob("*") if recursive else folder.iterdir()
-        for path in sorted(entries):
-            rel = path.relative_to(base)
-            if (path.is_file() and path.suffix.lower() in exts
-                    and not any(part.startswith(".") for part in path.relative_to(folder).parts)):
-                add(path, rel)
+        # depth first over sorted entries: the order of sorting every path found; hidden files
+        # and folders are left out, symbolic links to folders are not followed
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:  # a folder that cannot be listed (no permission): said, not
+            raise ImageReadError(f"{folder}: cannot list the folder "  # silently skipped
+                                 f"({exc.strerror or one_line(exc)})") from exc
+        for path in entries:
+            if path.name.startswith("."):
+                continue
+            if recursive and os.path.isdir(path) and not os.path.islink(path):
+                walk(path, base)
+            elif os.path.isfile(path) and path.suffix.lower() in exts:
+                add(path, path.relative_to(base))
 
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
-        if path.is_dir():
+        if os.path.isdir(path):  # False where a folder may not be entered: then a file
             walk(path, path)
         elif glob.has_magic(text):
             parts = path.parts
@@ -98,9 +107,9 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, recursive: bool = Fal
             base = Path(*parts[:fixed]) if fixed else Path(".")
             for match in sorted(glob.glob(text, recursive=True)):
                 m = Path(match)
-                if m.is_dir():
+                if os.path.isdir(m):
                     walk(m, base)
-                elif m.is_file() and not m.name.startswith("."):
+                elif os.path.isfile(m) and not m.name.startswith("."):
                     add(m, m.relative_to(base))
         else:
             add(path, Path(path.name), walked=False)

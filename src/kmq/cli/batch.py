@@ -215,7 +215,7 @@ def batch(
     if report is not None and report.suffix.lower().lstrip(".") not in ReportFormat.__members__:
         raise typer.BadParameter(f"'{report}': give the report a .csv or .json extension",
                                  param_hint="'--report'")
-    if output.exists() and not output.is_dir():
+    if os.path.lexists(output) and not os.path.isdir(output):
         raise typer.BadParameter(f"'{output}' exists and is not a folder",
                                  param_hint="'-o' / '--output'")
     chosen = [name for name, value in (("--quality", quality), ("--psnr", psnr),
@@ -231,7 +231,11 @@ def batch(
         palette=load_palette(palette_file) if palette_file is not None else None,
         effort="max" if optimize else ("fast" if no_optimize else "default"), force=force,
         skip_if_larger=skip_if_larger, max_pixels=max_pixels)
-    job_list = kb.plan_batch(inputs, output, format=output_format.value, recursive=recursive)
+    try:
+        job_list = kb.plan_batch(inputs, output, format=output_format.value,
+                                 recursive=recursive)
+    except KmqError as exc:  # a folder that cannot be listed
+        raise fail(str(exc), exit_code(exc)) from None
     if not job_list:
         typer.echo("kmq: error: no input images found (a folder gives the image files in it; "
                    "use --recursive for its subfolders)", err=True)

@@ -314,13 +314,13 @@ def output_directory(output: Path | None, n_inputs: int) -> Path | None:
     """The output directory, if ``output`` is one; usage errors for a bad ``-o``."""
     if output is None:
         return None
-    if output.is_dir():
+    if os.path.isdir(output):  # False, not an error, where a folder may not be entered
         return output
     if n_inputs > 1:
         raise typer.BadParameter(
             f"with {n_inputs} inputs, OUTPUT must be an existing directory; "
             f"'{output}' is not one", param_hint="'-o' / '--output'")
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+    if not os.path.isdir(output.parent if str(output.parent) else "."):
         raise typer.BadParameter(f"the directory of '{output}' does not exist",
                                  param_hint="'-o' / '--output'")
     return None

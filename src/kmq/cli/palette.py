@@ -102,14 +102,14 @@ def palette(
     if fmt is palette_files.PaletteFormat.png and output is None:
         raise typer.BadParameter("the png format is written to a file: give -o OUTPUT.png",
                                  param_hint="'--format'")
-    if output is not None and output.is_dir():
+    if output is not None and os.path.isdir(output):
         raise typer.BadParameter(f"'{output}' is a directory; give a file name",
                                  param_hint="'-o' / '--output'")
     code = EXIT_OK
     try:
         if output is not None:
             check_output(output, force=force, inputs=sources)
-        if len(sources) > 1 or source.is_dir() or any(c in sources[0] for c in "*?["):
+        if len(sources) > 1 or os.path.isdir(source) or any(c in sources[0] for c in "*?["):
             colors, shares, code = shared_dominant_colors(sources, k, seed=seed,
                                                           max_pixels=max_pixels, jobs=jobs)
             source = Path("kmq") if len(sources) > 1 else source

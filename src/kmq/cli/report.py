@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -59,7 +60,8 @@ def report(
         k_values = kmq_report.parse_ks(ks)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'-k' / '--colors'") from None
-    if output.is_dir() or not (output.parent if str(output.parent) else Path(".")).is_dir():
+    if os.path.isdir(output) or not os.path.isdir(output.parent if str(output.parent)
+                                                  else "."):
         raise typer.BadParameter(f"'{output}' is a directory, or its directory does not exist; "
                                  f"give an HTML file name", param_hint="'-o' / '--output'")
     bar = None
