@@ -112,7 +112,8 @@ def test_result_is_the_file_kmq_quantize_gives(crop, fmt, k, space, dither):
     assert data == codec.encode(q)  # the same bytes as the library's
     assert r["output"]["mime"] == codec.mime
     assert r["output"]["filename"] == f"crop-kmq{codec.extension}"
-    assert r["params"] == {"k": k, "colorspace": space, "dither": dither, "format": fmt}
+    assert r["params"] == {"k": k, "colorspace": space, "dither": dither, "format": fmt,
+                           "max_bytes": None}
     assert (r["k"], r["distinct_colors"], r["mse"]) == (q.k, q.distinct_colors, round(q.mse, 6))
     assert r["psnr"] == pytest.approx(q.psnr, abs=1e-4)
     assert r["input_bytes"] == image.n_bytes and r["output_bytes"] == len(data)
@@ -218,3 +219,41 @@ def test_a_request_cancelled_while_quantizing_stops_where_it_is(monkeypatch, whe
     before, after = stages[:set_at], stages[set_at:]
     assert set(after) <= set(before), (before[-1], after)
     assert "encoding" not in stages and len(stages) < len(full)
+
+
+# ---------------------------------------------------------------------------------------------
+# A byte budget
+
+
+@pytest.mark.parametrize("fmt", ["png", "kmq"])
+def test_a_byte_budget_gives_the_most_colors_whose_file_fits(crop, fmt):
+    from kmq.targets import quantize_to_size
+
+    image = source(crop, "crop.png")
+    codec = codecs.get(fmt)
+    full = len(codec.encode(kmq.quantize(crop, 64, seed=0)))
+    budget = full // 2
+    r = api.quantize(image, api.Params(k=64, format=fmt, max_bytes=budget))
+    data = base64.b64decode(r["output"]["base64"])
+    assert len(data) == r["output_bytes"] <= budget and r["params"]["max_bytes"] == budget
+    # the file decodes to the image at the K it says, the library's own answer for the budget
+    q, expected = quantize_to_size(crop, budget, codec.encode, max_colors=64, seed=0)
+    assert data == expected and r["k"] == q.k < 64
+    assert np.array_equal(codec.decode(data).to_array()[:, :, :3], q.palette[q.indices][:, :, :3])
+    # one more color does not fit: it is the lowest error within the budget
+    assert len(codec.encode(kmq.quantize(crop, q.k_requested + 1, seed=0))) > budget
+
+
+def test_an_impossible_byte_budget_says_so():
+    from kmq.errors import SizeBudgetError
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    with pytest.raises(SizeBudgetError, match="even 2 colors make a file of"):
+        api.quantize(source(noise), api.Params(k=16, max_bytes=100))
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "1.5", "lots", "10kB"])
+def test_a_bad_byte_budget_is_400(text):
+    with pytest.raises(api.ApiError, match="max_bytes must be a whole number"):
+        api.parse_params({"max_bytes": text})
+    assert api.parse_params({"max_bytes": ""}).max_bytes is None

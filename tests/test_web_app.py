@@ -193,7 +193,8 @@ def test_result_png_is_kmq_quantizes_with_the_metrics_kmq_gives(client, crop_png
     response = client.get(f"/api/images/{info['token']}/quantize", params={"k": 16})
     assert response.status_code == 200
     r = response.json()
-    assert r["params"] == {"k": 16, "colorspace": "srgb", "dither": 0.0, "format": "png"}
+    assert r["params"] == {"k": 16, "colorspace": "srgb", "dither": 0.0, "format": "png",
+                           "max_bytes": None}
     png = base64.b64decode(r["output"]["base64"])
     assert png == codecs.get("png").encode(kmq.quantize(crop, 16, seed=0))
     assert r["output_bytes"] == len(png) and r["output"]["filename"] == "astronaut-crop-kmq.png"
@@ -242,7 +243,7 @@ def test_dithering_and_color_space_change_the_result(client, crop_png, crop):
     assert response.status_code == 200, response.text
     dithered = response.json()
     assert dithered["params"] == {"k": 8, "colorspace": "oklab", "dither": 0.75,
-                                  "format": "png"}
+                                  "format": "png", "max_bytes": None}
     rgb = decode_rgb(dithered["output"]["base64"])
     assert not np.array_equal(rgb, decode_rgb(plain["output"]["base64"]))
     assert colors_of(rgb) <= 8
@@ -302,6 +303,22 @@ def test_twenty_concurrent_uploads_each_get_their_own_result(server):
         out = decode_rgb(r["output"]["base64"])
         assert out.shape == rgb.shape and colors_of(out) == r["k"] <= k, i
         assert r["psnr"] == pytest.approx(metrics.psnr(rgb, out), abs=1e-4), i
+
+
+def test_a_byte_budget_over_http(client, crop_png):
+    token = upload(client, crop_png)["token"]
+    full = client.get(f"/api/images/{token}/quantize", params={"k": 64}).json()
+    budget = full["output_bytes"] // 2
+    r = client.get(f"/api/images/{token}/quantize", params={"k": 64, "max_bytes": budget})
+    assert r.status_code == 200, r.text
+    fitted = r.json()
+    png = base64.b64decode(fitted["output"]["base64"])
+    assert len(png) <= budget and fitted["k"] < 64 and colors_of(decode_rgb(
+        fitted["output"]["base64"])) == fitted["k"]
+    r = client.get(f"/api/images/{token}/quantize", params={"k": 64, "max_bytes": 50})
+    assert r.status_code == 422
+    assert re.match(r"even 2 colors make a file of [\d,]+ bytes, over the budget of 50",
+                    r.json()["error"]) and "Max size" in r.json()["error"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -240,6 +240,35 @@ def test_upload_slider_result_download(page, tmp_path):
     print(f"screenshot: {ARTIFACT}")
 
 
+def test_max_size_gives_a_file_within_it_or_says_why_not(page, tmp_path):
+    photo = photo_file(tmp_path, "astronaut.png")
+    page.set_input_files("#file", str(photo))
+    wait_for_result(page, 64)
+    full = int(stats(page)["stat-output-bytes"])
+    budget_kb = round(full / 2000, 1)  # half the 64-color file, in kB
+    page.fill("#max-kb", str(budget_kb))
+    page.wait_for_function(
+        """(b) => document.body.dataset.state === 'ready'
+            && document.body.dataset.requests === '0'
+            && document.getElementById('result').dataset.maxBytes === String(b)""",
+        arg=round(budget_kb * 1000), timeout=WAIT_MS)
+    fitted = stats(page)
+    assert int(fitted["stat-output-bytes"]) <= budget_kb * 1000 < full
+    assert 2 <= int(fitted["stat-k"]) < 64 and "≤" in page.inner_text("#result-tag")
+    png = download(page, tmp_path)
+    assert png.stat().st_size == int(fitted["stat-output-bytes"]) <= budget_kb * 1000
+    with Image.open(png) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) == int(fitted["stat-k"])
+
+    page.fill("#max-kb", "0.05")  # 50 bytes: not even 2 colors
+    wait_for_state(page, "error")
+    assert "even 2 colors make a file of" in page.inner_text("#status")
+    page.fill("#max-kb", "")  # cleared: K colors again
+    wait_for_result(page, 64)
+    assert int(stats(page)["stat-output-bytes"]) == full
+
+
 def test_stale_answers_are_never_shown(page, server, tmp_path):
     photo = tmp_path / "coffee.png"
     Image.fromarray(np.ascontiguousarray(data.coffee()[150:278, 250:378])).save(photo)

@@ -32,6 +32,17 @@ def serve(
                                         help="Refuse (HTTP 413) uploads larger than this."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=1, metavar="N",
                                    help="Refuse (HTTP 413) images with more pixels than this."),
+    upload_timeout: float = typer.Option(
+        5.0, "--upload-timeout", min=0.001, metavar="SECONDS",
+        help="Drop (HTTP 408) an upload that sends nothing for this long."),
+    max_cache_mb: float = typer.Option(
+        256.0, "--max-cache-mb", min=0.001, metavar="MB",
+        help="Decoded images kept in memory (3-4 bytes a pixel), least recently used dropped "
+             "first."),
+    max_work_mb: float = typer.Option(
+        2000.0, "--max-work-mb", min=0.001, metavar="MB",
+        help="Working memory of the images being decoded and quantized at once, estimated from "
+             "their size; more waits for nothing: it is refused (HTTP 503)."),
 ) -> None:
     """``kmq serve``: see ``_SERVE_HELP``."""
     import socket
@@ -59,7 +70,11 @@ def serve(
         typer.echo(f"kmq: warning: listening on {host}: the page has no authentication and is "
                    f"reachable from other machines (--host 127.0.0.1 keeps it local)", err=True)
     config = web.ServerConfig(max_upload_bytes=max(1, round(max_upload_mb * 1_000_000)),
-                              max_pixels=max_pixels,
+                              max_pixels=max_pixels, upload_idle_seconds=upload_timeout,
+                              max_upload_bytes_in_flight=4 * max(1, round(
+                                  max_upload_mb * 1_000_000)),
+                              max_cache_bytes=max(1, round(max_cache_mb * 1_000_000)),
+                              max_work_bytes=max(1, round(max_work_mb * 1_000_000)),
                               allowed_hosts=(*web.LOOPBACK_HOSTS, host) if local else None)
     typer.echo(f"kmq: serving on {web.url_of(sock)} (Ctrl+C to stop)", err=True)
     try:

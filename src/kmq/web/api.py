@@ -46,11 +46,13 @@ class Params:
     colorspace: str = "srgb"
     dither: float = 0.0
     format: str = codecs.DEFAULT
+    #: A byte budget: the most colors (up to ``k``) whose file fits; None: exactly ``k``.
+    max_bytes: int | None = None
 
     def as_dict(self) -> dict:
         """The parameters as the JSON result echoes them."""
         return {"k": self.k, "colorspace": self.colorspace, "dither": self.dither,
-                "format": self.format}
+                "format": self.format, "max_bytes": self.max_bytes}
 
 
 def parse_params(query) -> Params:
@@ -58,14 +60,14 @@ def parse_params(query) -> Params:
 
     Examples
     --------
-    >>> parse_params({"k": "16", "dither": "off", "format": "KMQ"})
-    Params(k=16, colorspace='srgb', dither=0.0, format='kmq')
+    >>> parse_params({"k": "16", "dither": "off", "format": "KMQ", "max_bytes": "5000"})
+    Params(k=16, colorspace='srgb', dither=0.0, format='kmq', max_bytes=5000)
     """
-    allowed = {"k", "colorspace", "dither", "format"}
+    allowed = {"k", "colorspace", "dither", "format", "max_bytes"}
     unknown = sorted(set(query) - allowed)
     if unknown:
-        raise ApiError(400, f"unknown parameter {unknown[0]!r}; expected k, colorspace, dither "
-                            f"and format")
+        raise ApiError(400, f"unknown parameter {unknown[0]!r}; expected k, colorspace, dither, "
+                            f"format and max_bytes")
     k_text = query.get("k", str(DEFAULT_K)).strip()
     if not re.fullmatch(r"\d{1,4}", k_text) or not K_MIN <= int(k_text) <= K_MAX:
         raise ApiError(400, f"k must be an integer in {K_MIN}..{K_MAX}; got {k_text!r}")
@@ -85,7 +87,12 @@ def parse_params(query) -> Params:
     except codecs.UnknownFormatError:
         raise ApiError(400, f"format must be one of {', '.join(codecs.names())}; got "
                             f"{fmt.strip()!r}") from None
-    return Params(k=int(k_text), colorspace=space, dither=dither, format=codec.name)
+    budget = query.get("max_bytes", "").strip()
+    if budget and (not re.fullmatch(r"\d{1,12}", budget) or int(budget) < 1):
+        raise ApiError(400, f"max_bytes must be a whole number of bytes >= 1 (or empty); got "
+                            f"{budget!r}")
+    return Params(k=int(k_text), colorspace=space, dither=dither, format=codec.name,
+                  max_bytes=int(budget) if budget else None)
 
 
 def page_config(max_upload_bytes: int, max_pixels: int) -> dict:
@@ -141,7 +148,8 @@ def quantize(image: SourceImage, params: Params, *,
     """Quantize, encode and measure one image; the JSON-ready result the page shows.
 
     The file is :func:`kmq.files.compress_image`'s (seed 0): the bytes ``kmq compress`` writes
-    for the same image and options.
+    for the same image and options (``params.max_bytes``: ``kmq compress --max-size``, the
+    most colors up to ``params.k`` whose file fits).
 
     Returns
     -------
@@ -161,6 +169,8 @@ def quantize(image: SourceImage, params: Params, *,
     ------
     kmq.CancelledError
         ``cancel`` was set before or while quantizing.
+    kmq.SizeBudgetError
+        ``params.max_bytes`` is set and even 2 colors make a larger file.
     """
     from kmq import metrics
     from kmq.files import compress_image, measure_ssim
@@ -170,7 +180,8 @@ def quantize(image: SourceImage, params: Params, *,
     height, width = image.pixels.shape[:2]
     n_pixels = height * width
     options = CompressOptions(k=params.k, format=params.format, color_space=params.colorspace,
-                              dither=params.dither, max_pixels=max(1, n_pixels))
+                              dither=params.dither, max_bytes=params.max_bytes,
+                              max_pixels=max(1, n_pixels))
     marks: dict[str, float] = {}
 
     def progress(stage: str, fraction: float) -> bool:

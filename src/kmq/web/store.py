@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from kmq.io import SourceImage
 
@@ -32,8 +33,10 @@ class ImageStore:
     (True, 'b', 1)
     """
 
-    def __init__(self, max_images: int, max_bytes: int) -> None:
+    def __init__(self, max_images: int, max_bytes: int,
+                 on_evict: Callable[[], None] | None = None) -> None:
         self.max_images = max_images
+        self.on_evict = on_evict  # called (outside the lock) after images were dropped
         self.max_bytes = max_bytes
         self._items: OrderedDict[str, SourceImage] = OrderedDict()
         self._bytes = 0
@@ -44,6 +47,7 @@ class ImageStore:
         alone over ``max_bytes``."""
         image.pixels.flags.writeable = False
         token = secrets.token_urlsafe(18)
+        dropped = []
         with self._lock:
             self._items[token] = image
             self._bytes += image.pixels.nbytes
@@ -51,6 +55,10 @@ class ImageStore:
                                             or self._bytes > self.max_bytes):
                 _, old = self._items.popitem(last=False)
                 self._bytes -= old.pixels.nbytes
+                dropped.append(old)
+        if dropped and self.on_evict is not None:
+            del dropped, old  # the last references: their pixels are freed before the call
+            self.on_evict()
         return token
 
     def get(self, token: str) -> SourceImage | None:
@@ -66,6 +74,8 @@ class ImageStore:
         with self._lock:
             self._items.clear()
             self._bytes = 0
+        if self.on_evict is not None:
+            self.on_evict()
 
     def __len__(self) -> int:
         with self._lock:

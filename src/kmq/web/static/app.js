@@ -10,7 +10,7 @@
     sampleButtons: $("sample-buttons"),
     k: $("k"), kValue: $("k-value"), colorspace: $("colorspace"),
     ditherOn: $("dither-on"), dither: $("dither"), ditherValue: $("dither-value"),
-    format: $("format"), download: $("download"),
+    format: $("format"), maxKb: $("max-kb"), download: $("download"),
     palette: $("palette"), shareBar: $("share-bar"),
     viewer: $("viewer"), layer: $("layer"), original: $("original"), result: $("result"),
     divider: $("divider"), handle: $("handle"), resultTag: $("result-tag"),
@@ -100,12 +100,20 @@
       colorspace: els.colorspace.value,
       dither: els.ditherOn.checked ? Number(els.dither.value) : 0,
       format: els.format.value,
+      max_bytes: maxBytes(),
     };
+  }
+
+  /** The "Max size (kB)" field in bytes (1 kB = 1000 B), or null when empty or not a size. */
+  function maxBytes() {
+    const kb = Number(els.maxKb.value);
+    return els.maxKb.value.trim() !== "" && Number.isFinite(kb) && kb > 0
+      ? Math.max(1, Math.round(kb * 1000)) : null;
   }
 
   function sameParams(a, b) {
     return a.k === b.k && a.colorspace === b.colorspace && a.format === b.format
-      && Math.abs(a.dither - b.dither) < 1e-9;
+      && Math.abs(a.dither - b.dither) < 1e-9 && (a.max_bytes ?? null) === (b.max_bytes ?? null);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -255,12 +263,14 @@
     const controller = new AbortController();
     state.controller = controller;
     setState("working");
-    setStatus(`Quantizing to ${params.k} colors…`);
+    setStatus(params.max_bytes === null ? `Quantizing to ${params.k} colors…`
+      : `Finding the most colors (up to ${params.k}) within ${formatBytes(params.max_bytes)}…`);
     setRequests(1);
     const query = new URLSearchParams({
       k: String(params.k), colorspace: params.colorspace,
       dither: String(params.dither), format: params.format,
     });
+    if (params.max_bytes !== null) query.set("max_bytes", String(params.max_bytes));
     try {
       let response = await fetch(`api/images/${state.image.token}/quantize?${query}`,
         { signal: controller.signal });
@@ -319,8 +329,10 @@
     state.result = r;
     const p = r.params;
     const dither = p.dither > 0 ? `, dither ${p.dither}` : "";
-    els.resultTag.textContent = `kmq · ${r.k} colors · ${p.colorspace}${dither}`;
+    const budget = p.max_bytes ? ` · ≤ ${formatBytes(p.max_bytes)}` : "";
+    els.resultTag.textContent = `kmq · ${r.k} colors · ${p.colorspace}${dither}${budget}`;
     els.result.dataset.k = String(p.k);
+    els.result.dataset.maxBytes = p.max_bytes ? String(p.max_bytes) : "";
     els.result.dataset.colorspace = p.colorspace;
     els.result.dataset.dither = String(p.dither);
     els.result.dataset.format = p.format;
@@ -543,6 +555,8 @@
   els.dither.addEventListener("change", update);
   els.colorspace.addEventListener("change", update);
   els.format.addEventListener("change", update);
+  els.maxKb.addEventListener("input", scheduleUpdate);
+  els.maxKb.addEventListener("change", update);
 
   els.download.addEventListener("click", (event) => {
     if (els.download.getAttribute("aria-disabled") === "true") event.preventDefault();
