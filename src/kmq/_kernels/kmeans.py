@@ -87,9 +87,8 @@ def center_geometry(centers, order):
 def ranked_geometry(centers, order, ranked):
     """:func:`center_geometry`, which also leaves in ``ranked`` (K, K) each row's squared
     distances in the order of ``order`` (``ranked[a, t] = cc2[a, order[a, t]]``): the sort's own
-    working values, so that a search walking a row reads them one after the other (measured:
-    6-8% less CPU for a whole quantize at K = 64 and 256 than reading ``cc2``). A (K, 0)
-    ``ranked`` asks for none.
+    working values, so that a search walking a row reads them one after the other (less CPU
+    than reading ``cc2``, see benchmarks/README.md). A (K, 0) ``ranked`` asks for none.
 
     ``order`` keeps its previous content between iterations: centers move little, so most rows
     are still sorted (one pass over the row's distances in its order checks that) and the others
