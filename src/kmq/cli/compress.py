@@ -85,12 +85,10 @@ class KernelWarmUp:
             from kmq.cli.warmup import first_run_line
 
             modules = (*kernel_cache.QUANTIZE_MODULES, *(("ssim",) if self._ssim else ()))
-            if kernel_cache.missing(modules):  # all of them, so that no later run compiles
+            if kernel_cache.missing(modules):
                 self.compiling = True
                 if self._reporter is not None:
-                    self._reporter.message(first_run_line())
-                kernel_cache.compile_all()
-                return
+                    self._reporter.message(first_run_line(kernel_cache.QUANTIZE_SECONDS))
             from kmq.pipeline import warm_up
 
             warm_up()

@@ -13,12 +13,13 @@ from kmq.cli.app import app
 from kmq.cli.common import EXIT_OK, progress_bar, quiet_option
 
 
-def first_run_line() -> str:
-    """The one line a command prints on stderr when it is about to compile the kernels."""
+def first_run_line(seconds: int | None = None) -> str:
+    """The one line a command prints on stderr when it is about to compile the kernels (all of
+    them unless ``seconds``, the time of those it compiles, is given)."""
     from kmq.kernel_cache import COMPILE_SECONDS
 
-    return (f"kmq: compiling kmq's kernels once, about {COMPILE_SECONDS} s (later runs load "
-            f"them from the cache; 'kmq warmup' does this ahead of time)")
+    return (f"kmq: compiling kmq's kernels once, about {seconds or COMPILE_SECONDS} s (later "
+            f"runs load them from the cache; 'kmq warmup' does this ahead of time)")
 
 
 def compile_if_missing(*, quiet: bool) -> bool:
@@ -63,7 +64,7 @@ class Spinner:
 _WARMUP_HELP = (
     "Compile kmq's kernels, or load them when they are already compiled, and print each step "
     "and its time. The first command after an install otherwise compiles them (about "
-    "20 seconds, once); run this when building an image or container so that no user waits. "
+    "30-40 seconds, once); run this when building an image or container so that no user waits. "
     "The compiled code is cached beside the package when its folder is writable, else in "
     "~/.cache/kmq/numba; NUMBA_CACHE_DIR overrides both."
 )
