@@ -330,7 +330,7 @@ def test_library_progress_reaches_the_reporter(image_folder, tmp_path):
 def test_every_command_and_option_has_help():
     group = get_command(cli.app)
     assert set(group.commands) == {"compress", "decompress", "info", "demo", "palette", "batch",
-                                   "report", "serve"}
+                                   "report", "serve", "warmup"}
     table_line = f"5 {EXIT_CODES[5]}"
     for name, command in group.commands.items():
         result = run(name, "--help")

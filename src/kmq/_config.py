@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,9 +29,50 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 THREADS_VARIABLE = "NUMBA_NUM_THREADS"
 
 
+#: Start numba without scipy (set by the ``kmq`` command, see :func:`start_numba`).
+NUMBA_WITHOUT_SCIPY = False
+_start_lock = threading.Lock()
+_started = False
+
+
+def start_numba():
+    """Import numba and set up its CPU target once; returns the numba module.
+
+    numba imports scipy when it is installed (a version check, and ``scipy.linalg``'s BLAS for
+    ``np.dot`` in compiled code), about 0.2 s that kmq's kernels never use. With
+    :data:`NUMBA_WITHOUT_SCIPY` set, scipy is hidden from numba while it starts, so it does
+    without: scipy stays importable afterwards, but numba's ``np.dot`` and ``np.linalg`` in
+    compiled code are off for the process. The ``kmq`` command sets it; the library leaves it
+    off, since a program using kmq may compile its own linear algebra with numba.
+    """
+    global _started
+    with _start_lock:
+        if _started:
+            return sys.modules["numba"]
+        hide = NUMBA_WITHOUT_SCIPY and "numba" not in sys.modules and "scipy" not in sys.modules
+        if hide:
+            sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy: ImportError
+        try:
+            import numba
+            from numba.core.registry import cpu_target
+
+            cpu_target.target_context.refresh()  # numba's own modules, which look for scipy
+        finally:
+            if hide and sys.modules.get("scipy", 0) is None:
+                del sys.modules["scipy"]
+        _started = True
+        return numba
+
+
+def start_numba_without_scipy() -> None:
+    """Set :data:`NUMBA_WITHOUT_SCIPY` (for the ``kmq`` command, before its first kernel)."""
+    global NUMBA_WITHOUT_SCIPY
+    NUMBA_WITHOUT_SCIPY = True
+
+
 def jit(*args, parallel: bool = False, **kwargs):
     """``numba.njit`` with kmq's policy (cache on, no fastmath, GIL released)."""
-    import numba
+    numba = start_numba()
 
     options = {**JIT_OPTIONS, "parallel": parallel, **kwargs}
     return numba.njit(*args, **options)
@@ -38,9 +80,7 @@ def jit(*args, parallel: bool = False, **kwargs):
 
 def __getattr__(name: str):
     if name == "prange":  # numba's, for the kernels: imported with the first of them
-        import numba
-
-        return numba.prange
+        return start_numba().prange
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

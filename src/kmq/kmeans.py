@@ -18,11 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
+from kmq._config import start_numba
 from kmq._kernels import kmeans as _k
 from kmq.errors import CancelledError
+
+numba = start_numba()
 
 Progress = Callable[[str, float], bool | None]
 
@@ -351,14 +353,9 @@ def first_swaps(k: int) -> int:
     """How many centers the first swap round moves: half the square root of ``k``, at least 2
     (``k // 8`` below K = 16, at least 1): 2 at K = 16, 4 at K = 64, 8 at K = 256.
 
-    Measured against ``k // 8``: the first round at K = 64 and 256 moved so many centers that it
-    failed after the longest Lloyd run of all (a round of half as many, run beside it, was then
-    used), and the rounds of fewer moves gained as much. At K = 64: about 10% less time on the
-    2.5 and 9.8 MP photos. At K = 256 (against ``k // 16``): 6% less on twelve 0.39 MP
-    photos, 3% on the large ones. The MSE of the 15 shared images against ``k // 8``: the same
-    at K = 16, -2.2%..+0.1% at K = 64, -0.2%..+0.2% at K = 256, the median unchanged, below
-    scikit-learn's on every one (the worst at 0.9992 of it). ``k // 32`` (2 at K = 64) lost to
-    scikit-learn on one image at K = 64, and 1 move at K = 16 on one at K = 16.
+    Fewer moves than ``k // 8`` at K = 64 and 256: a first round moving that many centers
+    tends to fail after the longest Lloyd run of all (benchmarks/README.md, "Settings chosen
+    by measurement").
     """
     return max(1, min(k // 8, max(2, math.isqrt(k) // 2)))
 

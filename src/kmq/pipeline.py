@@ -32,30 +32,16 @@ K_MIN, K_MAX = 2, 256
 #: optimizes nearly the same objective far faster; Lloyd on the exact histogram then finishes
 #: from its answer. The seedings and their Lloyd runs (the best of which is kept) run on the next
 #: coarser cells, six times fewer; the swaps and Hartigan's moves on the finer ones.
-#: ``_MAX_CELLS`` was 131072 until measured: at 65536 the 0.39 MP photos whose cubes of side 2
-#: number 65-131 thousand (5 of the 12 CQ100 ones) search on cubes of side 4, which made kmq's
-#: CPU time over the 15 shared images 22%, 26% and 16% lower at K = 16, 64, 256; their MSE moved
-#: both ways (-0.8% to +0.6%), the median against scikit-learn's from 0.990, 0.991, 0.992 to
-#: 0.991, 0.993, 0.993 and still below it on every image. At 32768 one image lost 9% at K = 256.
-#: ``_REDUCE_MIN_COLORS`` was 65536 until measured on the smaller images that are common on the
-#: web (five of scikit-image's samples of 0.14-0.27 MP, and the two CQ100 photos of fewer than
-#: 65536 colors): at 16384 those of 16-66 thousand colors search on cells too, which took kmq's
-#: median time from 1.18x, 1.82x, 2.06x libimagequant's to 0.74x, 1.10x, 1.52x at K = 16, 64,
-#: 256 (chelsea at K = 16: 0.104 -> 0.042 s), the MSE against scikit-learn's moving from
-#: medians 0.992, 0.987, 0.980 to 0.992, 0.983, 0.982 (at most 0.9999, 0.9953, 0.9988 of it).
-#: 8192 was a little faster still on the image of 13,752 colors, for 1% more error there.
+#: 16384 and 65536: fastest on 0.1-0.4 MP photos with the error still below scikit-learn's
+#: (benchmarks/README.md, "Settings chosen by measurement").
 _REDUCE_MIN_COLORS = 16384
 _MAX_CELLS = 65536
 _CELL_SHIFTS = (1, 2, 3, 4)
 #: The coarser search cells must be at least this many per center, or the search runs on the
 #: work cells.
 _SEARCH_CELLS_PER_CENTER = 16
-#: (seedings below K, K, seedings from K on). Two seedings are one round on two cores, four are
-#: two: at K = 64 two made the 12 CQ100 photos' median time 0.64x libimagequant's instead of
-#: 1.03x (with ``_MAX_CELLS`` at 65536; 0.84x against 1.12x before it), their MSE moving -0.6% to
-#: +0.9% and staying below scikit-learn's on all 15 shared images. At K = 16 two seedings lost to
-#: scikit-learn on one image (1.001 of its MSE), and at K = 32 and 48 they were 0.1-0.2% worse in
-#: the median than four, so below 64 the four stay.
+#: (seedings below K, K, seedings from K on): two seedings are one round on two cores, four
+#: are two; below K = 64 four keep the error below scikit-learn's (benchmarks/README.md).
 _SEEDINGS = (4, 64, 2)
 
 
@@ -678,8 +664,9 @@ def warm_up() -> None:
     A new process pays numba's start-up and the loading of each cached kernel before its first
     quantize. This quantizes a tiny image, so that the cost can be paid on a background thread
     while the caller does work that releases the GIL, such as decoding the image. Kernels that
-    only large images use still load on their first call. Thread-safe, but the caller should not
-    run kernels of its own until it returns.
+    only large images use still load on their first call (:func:`kmq.kernel_cache.compile_all`
+    loads every one). Thread-safe, but the caller should not run kernels of its own until it
+    returns.
 
     Examples
     --------

@@ -66,13 +66,26 @@ def _radix_argsort(keys, out, tmp, counts):
         out[u + 1] = j
 
 
+@jit(inline="always")
+def _insertion_argsort(keys, out):
+    """``out[:] = np.argsort(keys, kind="stable")`` by insertion sort, for short rows (NumPy's
+    merge sort costs seconds of compiling for no gain at these lengths)."""
+    for t in range(keys.shape[0]):
+        v = keys[t]
+        u = t - 1
+        while u >= 0 and keys[out[u]] > v:
+            out[u + 1] = out[u]
+            u -= 1
+        out[u + 1] = t
+
+
 @jit
 def _sort_row(keys, out, tmp, counts):
     """``out[:] = np.argsort(keys, kind="mergesort")``, by radix sort for long rows."""
     if keys.shape[0] >= RADIX_MIN:
         _radix_argsort(keys, out, tmp, counts)
     else:
-        out[:] = np.argsort(keys, kind="mergesort").astype(np.int32)
+        _insertion_argsort(keys, out)
 
 
 @jit
@@ -87,9 +100,8 @@ def center_geometry(centers, order):
 def ranked_geometry(centers, order, ranked):
     """:func:`center_geometry`, which also leaves in ``ranked`` (K, K) each row's squared
     distances in the order of ``order`` (``ranked[a, t] = cc2[a, order[a, t]]``): the sort's own
-    working values, so that a search walking a row reads them one after the other (measured:
-    6-8% less CPU for a whole quantize at K = 64 and 256 than reading ``cc2``). A (K, 0)
-    ``ranked`` asks for none.
+    working values, so that a search walking a row reads them one after the other (less CPU
+    than reading ``cc2``, see benchmarks/README.md). A (K, 0) ``ranked`` asks for none.
 
     ``order`` keeps its previous content between iterations: centers move little, so most rows
     are still sorted (one pass over the row's distances in its order checks that) and the others
@@ -682,8 +694,10 @@ def kmeanspp(points, weights, k, uniforms):
                 better = False
             else:  # too close to call on the estimates
                 if np.isnan(best_exact):
-                    best_exact = _exact_potential(points, weights, closest, best_cand)
-                exact = _exact_potential(points, weights, closest, cand)
+                    # int64 both: one compiled specialization, not one for a literal too
+                    best_exact = _exact_potential(points, weights, closest,
+                                                  np.int64(best_cand))
+                exact = _exact_potential(points, weights, closest, np.int64(cand))
                 better = exact < best_exact
             if better:
                 best_cand = cand
@@ -1004,8 +1018,10 @@ def lloyd_steps(points, weights, centers, labels, upper, second, lower_second, l
                                  np.int64(state[4]), far, nd, nf, jump_order, jump_d2, stale)
         if jump_order.shape[1]:  # the jumps concern the first assignment only
             far[:] = np.inf
-            jump_order = jump_order[:, :0]
-            jump_d2 = jump_d2[:, :0]
+            # new empty arrays rather than slices, which would make a second, non-contiguous
+            # compiled specialization of assign_tracked
+            jump_order = np.empty((jump_order.shape[0], 0), np.int32)
+            jump_d2 = np.empty((jump_d2.shape[0], 0), np.float64)
         if summed:
             if changed:
                 _move_sums(points, weights, labels, previous_labels, sums, totals)
@@ -1079,10 +1095,11 @@ def jump_lists(centers, moved):
     order = np.empty((k, m), np.int32)
     d2 = np.empty((k, m), np.float64)
     row = np.empty(m, np.float64)
+    idx = np.empty(m, np.int32)
     for a in range(k):
         for q in range(m):
             row[q] = _d2(centers, a, centers, moved[q])
-        idx = np.argsort(row, kind="mergesort")
+        _insertion_argsort(row, idx)
         for q in range(m):
             order[a, q] = moved[idx[q]]
             d2[a, q] = row[idx[q]]

@@ -1,8 +1,9 @@
 """The ``kmq`` command: a thin layer over the library, one module per command family.
 
 ``compress``, ``decompress``, ``info`` and ``demo`` (:mod:`kmq.cli.compress`), ``palette``
-(:mod:`kmq.cli.palette`), ``batch`` (:mod:`kmq.cli.batch`), ``report`` (:mod:`kmq.cli.report`)
-and ``serve`` (:mod:`kmq.cli.serve`) register on one typer application (:mod:`kmq.cli.app`).
+(:mod:`kmq.cli.palette`), ``batch`` (:mod:`kmq.cli.batch`), ``report`` (:mod:`kmq.cli.report`),
+``serve`` (:mod:`kmq.cli.serve`) and ``warmup`` (:mod:`kmq.cli.warmup`) register on one typer
+application (:mod:`kmq.cli.app`).
 Heavy modules (the numba kernels, the optional parts) are imported inside the commands, so
 ``kmq --help`` and ``kmq --version`` stay quick. Warnings and errors go to stderr as one line
 each, ``kmq: warning: ...`` and ``kmq: error: ...``; ``KMQ_DEBUG=1`` turns an unexpected error
@@ -16,7 +17,8 @@ import sys
 
 import typer
 
-from kmq.cli import batch, compress, palette, report, serve  # noqa: F401  (register commands)
+from kmq._config import start_numba_without_scipy
+from kmq.cli import batch, compress, palette, report, serve, warmup  # noqa: F401  (commands)
 from kmq.cli.app import app
 from kmq.cli.common import EXIT_INTERNAL, EXIT_USAGE
 from kmq.errors import one_line
@@ -26,6 +28,7 @@ def main() -> None:
     """Entry point of the ``kmq`` executable: every error is one line on stderr."""
     from typer.exceptions import TyperException
 
+    start_numba_without_scipy()  # this process compiles no linear algebra
     try:
         code = app(standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):

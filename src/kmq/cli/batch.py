@@ -241,6 +241,10 @@ def batch(
                    "use --recursive for its subfolders)", err=True)
         raise typer.Exit(EXIT_READ)
     show = not quiet and sys.stderr.isatty()
+    if engine.value == "local":  # compiled once here rather than once per worker process
+        from kmq.cli.warmup import compile_if_missing
+
+        compile_if_missing(quiet=quiet)
     try:
         runner = kb.make_engine(engine.value, workers=jobs, scheduler=scheduler)
     except KmqError as exc:  # Dask not installed: exit 2, naming the extra

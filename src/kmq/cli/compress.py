@@ -57,15 +57,23 @@ class KernelWarmUp:
     :func:`kmq.pipeline.warm_up`) on a background thread, while the first image decodes (which
     releases the GIL). :meth:`wait` before quantizing: two threads must not run kernels at once.
     A failure here is left for the real call to meet and report. With ``ssim``, SSIM's kernel
-    is loaded too."""
+    is loaded too.
+
+    When a kernel is not in numba's cache yet (the first run), the thread says so through the
+    reporter before compiling (:func:`kmq.cli.warmup.first_run_line`), and :meth:`wait` shows
+    it as the stage, with the time elapsed, while it waits."""
 
     def __init__(self, ssim: bool = False) -> None:
         self._thread: threading.Thread | None = None
         self._ssim = ssim
+        self._reporter = None
+        self.compiling = False
 
-    def start(self) -> None:
-        """Start loading, once."""
+    def start(self, reporter=None) -> None:
+        """Start loading, once; ``reporter`` (:class:`kmq.cli.common.Reporter`) hears of a
+        first-run compile."""
         if self._thread is None:
+            self._reporter = reporter
             self._thread = threading.Thread(target=self._run, name="kmq-warm-up", daemon=True)
             self._thread.start()
 
@@ -73,6 +81,14 @@ class KernelWarmUp:
         try:
             import numpy as np
 
+            from kmq import kernel_cache
+            from kmq.cli.warmup import first_run_line
+
+            modules = (*kernel_cache.QUANTIZE_MODULES, *(("ssim",) if self._ssim else ()))
+            if kernel_cache.missing(modules):
+                self.compiling = True
+                if self._reporter is not None:
+                    self._reporter.message(first_run_line(kernel_cache.QUANTIZE_SECONDS))
             from kmq.pipeline import warm_up
 
             warm_up()
@@ -86,6 +102,8 @@ class KernelWarmUp:
     def wait(self) -> None:
         """Until the loading ends (at once if it never started)."""
         if self._thread is not None:
+            if self.compiling and self._thread.is_alive() and self._reporter is not None:
+                self._reporter.stage("compiling kmq's kernels (once)")
             self._thread.join()
 
 
@@ -123,7 +141,7 @@ def compress_files(jobs: list[tuple[str, str]], options, *, quiet: bool = False,
             raise ImageReadError(f"{source}: is a folder: 'kmq batch {source} -o OUT_DIR' "
                                  f"compresses the images in it")
         if source == "-" or os.path.exists(source):  # a missing input fails without kernels
-            warm_up.start()
+            warm_up.start(reporter)
         if source != "-" and output != "-":
             return compress_file(source, output, options, progress=reporter.callback,
                                  replace_input=replace_input, before_quantize=warm_up.wait)

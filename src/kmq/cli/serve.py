@@ -55,6 +55,9 @@ def serve(
         require("uvicorn", "web", "the web page (kmq serve)")
     except MissingExtraError as exc:
         raise fail(str(exc), exc.exit_code) from None
+    from kmq.cli.warmup import compile_if_missing
+
+    compile_if_missing(quiet=False)  # the first run: said and done before the page is served
     try:
         sock = web.bind(host, port)
     except socket.gaierror as exc:

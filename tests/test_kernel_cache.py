@@ -1,0 +1,108 @@
+"""The kernel cache: what is compiled, ``kmq warmup``, and the first run's notice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from kmq import cli, kernel_cache
+from kmq.cli.warmup import first_run_line
+
+KMQ_EXE = Path(sys.executable).with_name("kmq")
+
+#: In a fresh process on an empty cache: which kernels are missing, then the same after one
+#: small kernel (compiled in a fraction of a second) was called, then that kernel's cache files.
+PROBE = r"""
+import json, os, sys
+import numpy as np
+from kmq import kernel_cache
+from kmq._kernels import histogram
+before = kernel_cache.missing()
+every = sorted(kernel_cache.kernels())
+histogram.scatter_labels(np.zeros(3, np.int32), np.zeros(3, np.int32), np.zeros(3, np.int32))
+after = kernel_cache.missing()
+files = sorted(f for _, _, names in os.walk(sys.argv[1]) for f in names)
+print(json.dumps([before, every, after, files]))
+"""
+
+
+def test_missing_kernels_follow_the_cache_files_on_disk(tmp_path):
+    import json
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    run = subprocess.run([sys.executable, "-c", PROBE, str(cache)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+    assert run.returncode == 0, run.stderr
+    before, every, after, files = json.loads(run.stdout)
+    assert sorted(before) == every and "histogram.scatter_labels" in every  # nothing cached
+    assert sorted(after) == sorted(set(every) - {"histogram.scatter_labels"})
+    assert any(f.startswith("histogram.scatter_labels-") and f.endswith(".nbi") for f in files)
+    # inlined helpers have no cache entry of their own and are not listed
+    assert "kmeans._d2" not in every
+
+
+def test_warmup_command_leaves_nothing_to_compile():
+    result = CliRunner().invoke(cli.app, ["warmup"])
+    assert result.exit_code == 0, result.output
+    steps = [line.split()[0] for line in result.stdout.splitlines()]
+    assert "quantize," in steps and "SSIM" in steps
+    assert "kernels" in result.stdout.splitlines()[-1]
+    assert kernel_cache.missing() == []
+
+
+def _compress_until(tmp_path: Path, cache: Path, wanted: str, deadline: float) -> tuple[str, bool]:
+    """Start ``kmq compress`` on a small image with ``cache`` as numba's cache; read its stderr
+    until a line contains ``wanted`` or the deadline passes, then stop it. Returns (stderr read,
+    whether it was still running)."""
+    image = tmp_path / "in.png"
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(image)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen([str(KMQ_EXE), "compress", str(image), "-o", str(tmp_path / "o.png"),
+                             "-k", "8"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, env=env)
+    seen = ""
+    try:
+        assert proc.stderr is not None
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+            if wanted in line:
+                break
+        running = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    return seen, running
+
+
+def test_first_run_says_it_compiles_before_compiling(tmp_path):
+    # an empty cache: the notice is the first line on stderr, while the kernels still compile
+    # (the process is stopped there, so the test does not pay the compilation)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    seen, running = _compress_until(tmp_path, cache, "compiling", deadline=60)
+    assert seen.splitlines() and seen.splitlines()[0] == first_run_line(
+        kernel_cache.QUANTIZE_SECONDS)
+    assert running
+
+
+def test_a_cached_run_says_nothing_of_compiling(tmp_path):
+    kernel_cache.compile_all()  # into the cache the child process finds too
+    image = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(image)
+    proc = subprocess.run([str(KMQ_EXE), "compress", str(image), "-o", str(tmp_path / "o.png"),
+                           "-k", "8", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "compiling" not in proc.stderr
