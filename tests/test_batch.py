@@ -173,20 +173,24 @@ main()
 """
 
 
+def start_paused_batch(args: list[str]) -> tuple[subprocess.Popen, str]:
+    """Run ``kmq ARGS`` paused after three files (``PAUSED_BATCH``) in its own process group;
+    returns the process and the line it printed ("three written" when it paused)."""
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout=300)  # a bound on a broken run, not a wait
+    return proc, proc.stdout.readline() if ready else ""
+
+
 def test_batch_killed_part_way_resumes_to_the_complete_result(tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     paths = write_photos(inputs, 24, size=160, nested=False)
     args = ["batch", str(inputs), "-o", str(out), "-k", "32", "-j", "2", "-q"]
-    proc = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout=300)  # a bound on a broken run, not a wait
-        line = proc.stdout.readline() if ready else ""
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, as a killed job
-        proc.wait()
+    proc, line = start_paused_batch(args)
+    os.killpg(proc.pid, signal.SIGKILL)  # the command and its workers, as a killed job
+    proc.wait()
     assert line == "three written\n", proc.stderr.read()
     present = sorted(out.glob("*.png"))
     # the three written, and those in flight when the batch paused (a few): not all of them
@@ -210,13 +214,9 @@ def test_ctrl_c_writes_the_report_of_the_files_done(tmp_path):
     write_photos(inputs, 12, size=96, nested=False)
     args = ["batch", str(inputs), "-o", str(out), "-k", "16", "-j", "1", "-q",
             "--report", str(report)]
-    proc = subprocess.Popen([sys.executable, "-c", PAUSED_BATCH, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, line = start_paused_batch(args)
     try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout=300)  # a bound on a broken run, not a wait
-        assert ready and proc.stdout.readline() == "three written\n", proc.stderr.read()
+        assert line == "three written\n", proc.stderr.read()
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         code = proc.wait(timeout=300)
     finally:
