@@ -142,6 +142,28 @@ def test_uploads_in_flight_are_bounded_and_freed_when_dropped(server, photo):
             s.close()
 
 
+def test_a_refused_upload_is_closed_even_while_its_client_keeps_sending(server, photo):
+    """A 503 while the body is still coming closes the connection: a client that goes on
+    sending (which would hold an open connection forever) is not served further."""
+    body = png_bytes(photo)
+    stalled = [open_request(server, "POST", "/api/images", {"Content-Length": UPLOAD_CAP},
+                            b"x" * 10) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + DEADLINE
+        with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
+            while client.post("/api/images", content=body).status_code != 503:
+                assert time.monotonic() < deadline  # once the server saw the stalled ones
+        with open_request(server, "POST", "/api/images", {"Content-Length": len(body)},
+                          body[:1000]) as sock:
+            answer = read_response(sock)
+            assert answer is not None and answer[0] == 503, answer
+            sock.sendall(body[1000:4000])  # the client goes on, then falls silent
+            assert closed_by_server(sock)
+    finally:
+        for s in stalled:
+            s.close()
+
+
 def test_a_content_length_over_the_cap_is_refused_before_the_body(server):
     with open_request(server, "POST", "/api/quantize?k=4",
                       {"Content-Length": 10**9}) as sock:

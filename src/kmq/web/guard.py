@@ -29,9 +29,15 @@ SECURITY_HEADERS = {
 }
 
 
+#: Answers that may leave part of a request body unread (too large, stalled, busy): they close
+#: the connection, or a client that went on sending would keep it open for good.
+CLOSING_STATUSES = frozenset({408, 413, 503})
+
+
 def error_response(status: int, message: str) -> JSONResponse:
     """The API's error answer: ``{"error": "one line"}``."""
-    return JSONResponse({"error": one_line(message)}, status_code=status)
+    headers = {"Connection": "close"} if status in CLOSING_STATUSES else None
+    return JSONResponse({"error": one_line(message)}, status_code=status, headers=headers)
 
 
 #: A Host header: a name (or IPv4 address), or a bracketed IPv6 address, and an optional port.
@@ -126,4 +132,5 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
 
-__all__ = ["SECURITY_HEADERS", "Guard", "cross_origin", "error_response", "host_name"]
+__all__ = ["CLOSING_STATUSES", "SECURITY_HEADERS", "Guard", "cross_origin", "error_response",
+           "host_name"]
