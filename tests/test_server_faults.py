@@ -8,6 +8,7 @@ deadline.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -119,49 +120,45 @@ def test_a_stalled_upload_is_dropped_after_the_idle_timeout(server, photo):
     assert time.monotonic() - start >= IDLE  # not before the client was silent that long
 
 
-def test_uploads_in_flight_are_bounded_and_freed_when_dropped(server, photo):
-    body = png_bytes(photo)
-    # two uploads that announce the cap each and stall: 400 kB of the 410 kB held
+@contextlib.contextmanager
+def upload_budget_full(server, body: bytes):
+    """Two uploads that announce the cap each and stall (400 kB of the 410 kB of uploads in
+    flight), held until a complete upload of ``body`` gets 503; yields their sockets and that
+    503 response."""
     stalled = [open_request(server, "POST", "/api/images", {"Content-Length": UPLOAD_CAP},
                             b"x" * 10) for _ in range(2)]
     try:
         deadline = time.monotonic() + DEADLINE
         with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
-            # a complete upload does not fit while they are held (once the server saw them)
-            while True:
-                response = client.post("/api/images", content=body)
-                if response.status_code == 503 or time.monotonic() > deadline:
-                    break
-            assert response.status_code == 503, response.text
-            assert "busy" in response.json()["error"] and "try again" in response.json()["error"]
-            # they are dropped for their silence, and the budget is free again
-            assert [read_response(s)[0] for s in stalled] == [408, 408]
-            assert client.post("/api/images", content=body).status_code == 201
+            # a complete upload does not fit once the server saw them
+            while (response := client.post("/api/images", content=body)).status_code != 503:
+                assert time.monotonic() < deadline, response.text
+        yield stalled, response
     finally:
         for s in stalled:
             s.close()
+
+
+def test_uploads_in_flight_are_bounded_and_freed_when_dropped(server, photo):
+    body = png_bytes(photo)
+    with upload_budget_full(server, body) as (stalled, response):
+        assert "busy" in response.json()["error"] and "try again" in response.json()["error"]
+        # they are dropped for their silence, and the budget is free again
+        assert [read_response(s)[0] for s in stalled] == [408, 408]
+        with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
+            assert client.post("/api/images", content=body).status_code == 201
 
 
 def test_a_refused_upload_is_closed_even_while_its_client_keeps_sending(server, photo):
     """A 503 while the body is still coming closes the connection: a client that goes on
     sending (which would hold an open connection forever) is not served further."""
     body = png_bytes(photo)
-    stalled = [open_request(server, "POST", "/api/images", {"Content-Length": UPLOAD_CAP},
-                            b"x" * 10) for _ in range(2)]
-    try:
-        deadline = time.monotonic() + DEADLINE
-        with httpx.Client(base_url=server.url, timeout=DEADLINE) as client:
-            while client.post("/api/images", content=body).status_code != 503:
-                assert time.monotonic() < deadline  # once the server saw the stalled ones
-        with open_request(server, "POST", "/api/images", {"Content-Length": len(body)},
-                          body[:1000]) as sock:
-            answer = read_response(sock)
-            assert answer is not None and answer[0] == 503, answer
-            sock.sendall(body[1000:4000])  # the client goes on, then falls silent
-            assert closed_by_server(sock)
-    finally:
-        for s in stalled:
-            s.close()
+    with upload_budget_full(server, body), open_request(
+            server, "POST", "/api/images", {"Content-Length": len(body)}, body[:1000]) as sock:
+        answer = read_response(sock)
+        assert answer is not None and answer[0] == 503, answer
+        sock.sendall(body[1000:4000])  # the client goes on, then falls silent
+        assert closed_by_server(sock)
 
 
 def test_a_content_length_over_the_cap_is_refused_before_the_body(server):
