@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,8 +36,6 @@ print(json.dumps([before, every, after, files]))
 
 
 def test_missing_kernels_follow_the_cache_files_on_disk(tmp_path):
-    import json
-
     cache = tmp_path / "cache"
     cache.mkdir()
     run = subprocess.run([sys.executable, "-c", PROBE, str(cache)], capture_output=True,
@@ -68,7 +68,7 @@ def _compress_until(tmp_path: Path, cache: Path, wanted: str, deadline: float) -
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
     proc = subprocess.Popen([str(KMQ_EXE), "compress", str(image), "-o", str(tmp_path / "o.png"),
                              "-k", "8"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, env=env)
+                            text=True, env=env, start_new_session=True)
     seen = ""
     try:
         assert proc.stderr is not None
@@ -82,7 +82,7 @@ def _compress_until(tmp_path: Path, cache: Path, wanted: str, deadline: float) -
                 break
         running = proc.poll() is None
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # with the processes it compiles in
         proc.wait()
     return seen, running
 
@@ -93,8 +93,7 @@ def test_first_run_says_it_compiles_before_compiling(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     seen, running = _compress_until(tmp_path, cache, "compiling", deadline=60)
-    assert seen.splitlines() and seen.splitlines()[0] == first_run_line(
-        kernel_cache.QUANTIZE_SECONDS)
+    assert seen.splitlines() and seen.splitlines()[0] == first_run_line(quantizer_only=True)
     assert running
 
 
@@ -106,3 +105,39 @@ def test_a_cached_run_says_nothing_of_compiling(tmp_path):
                            "-k", "8", "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "compiling" not in proc.stderr
+
+
+#: In a fresh process: quantize small and large synthetic images, and list the kmq kernels
+#: that numba compiled meanwhile (none when they all came from the cache).
+COMPILED_BY_QUANTIZE = r"""
+import json
+import numpy as np
+from numba.core.event import install_recorder
+from kmq.pipeline import quantize
+rng = np.random.default_rng(5)
+few = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+many = rng.integers(0, 256, (300, 340, 3), dtype=np.uint8)  # over 100,000 colors
+with install_recorder("numba:compile") as recorder:
+    quantize(few, 8)
+    quantize(many, 64)
+names = {e.data["dispatcher"].py_func.__qualname__ for _, e in recorder.buffer
+         if e.is_start and e.data["dispatcher"].py_func.__module__.startswith("kmq.")}
+print(json.dumps(sorted(names)))
+"""
+
+
+def test_the_quantizer_compiled_in_two_processes_leaves_nothing_to_compile(tmp_path):
+    """compile_quantizer splits the quantizer's kernels over two processes (the search, and
+    all around it); together with the loading pass they leave no quantizer kernel missing,
+    and a later process quantizing small and large images compiles nothing."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    compile_run = subprocess.run(
+        [sys.executable, "-c", "import json; from kmq import kernel_cache as c; "
+         "c.compile_quantizer(processes=2); print(json.dumps(c.missing(c.QUANTIZE_MODULES)))"],
+        capture_output=True, text=True, timeout=600, env=env)
+    assert compile_run.returncode == 0, compile_run.stderr
+    assert json.loads(compile_run.stdout) == []
+    later = subprocess.run([sys.executable, "-c", COMPILED_BY_QUANTIZE], capture_output=True,
+                           text=True, timeout=600, env=env)
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout) == []

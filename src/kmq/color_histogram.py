@@ -68,7 +68,11 @@ def _pixels(rgb: np.ndarray) -> np.ndarray:
         raise ArgumentError(f"expected an RGB image as a uint8 array (H, W, 3); got {got}")
     if rgb.size == 0:
         raise ArgumentError(f"expected a non-empty image; got shape {rgb.shape}")
-    return np.ascontiguousarray(rgb).reshape(-1, 3)
+    # read-only, whatever the caller's array: numba compiles (and caches, and loads) one
+    # version of a kernel per writeable flag, and images read from files are read-only
+    pixels = np.ascontiguousarray(rgb).reshape(-1, 3).view()
+    pixels.flags.writeable = False
+    return pixels
 
 
 def histogram(rgb: np.ndarray) -> ColorHistogram:

@@ -17,6 +17,10 @@ Examples
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,9 +32,20 @@ KERNEL_MODULES = ("histogram", "kmeans", "rgba", "dither", "ssim", "coder")
 QUANTIZE_MODULES = ("histogram", "kmeans")
 #: About how long compiling every kernel takes, in seconds, on a 2-core x86-64 machine
 #: (``kmq warmup`` on an empty cache), and those that quantizing a first small opaque image
-#: compiles (:func:`kmq.pipeline.warm_up`); see docs/performance.md.
-COMPILE_SECONDS = 40
-QUANTIZE_SECONDS = 30
+#: compiles (:func:`compile_quantizer`): in two processes at once, and in one (a single CPU);
+#: see docs/performance.md.
+COMPILE_SECONDS = 32
+QUANTIZE_SECONDS = 20
+COMPILE_SECONDS_ONE_CPU = 48
+QUANTIZE_SECONDS_ONE_CPU = 31
+
+
+def expected_seconds(*, quantizer_only: bool = False) -> int:
+    """About how long compiling takes here (:data:`COMPILE_SECONDS` and the like), for the
+    first-run message."""
+    if _processes() >= 2:
+        return QUANTIZE_SECONDS if quantizer_only else COMPILE_SECONDS
+    return QUANTIZE_SECONDS_ONE_CPU if quantizer_only else COMPILE_SECONDS_ONE_CPU
 
 
 def kernels(modules: tuple[str, ...] = KERNEL_MODULES) -> dict[str, object]:
@@ -69,46 +84,227 @@ def missing(modules: tuple[str, ...] = KERNEL_MODULES) -> list[str]:
     return gone
 
 
-def compile_all(progress: Callable[[str], None] | None = None) -> list[tuple[str, float]]:
-    """Compile (or load from the cache) every kernel the one-file commands use, by running
-    each path once on small synthetic images: opaque and transparent, few and many colors,
-    dithered, SSIM, and the ``.kmq`` container. Returns ``(step, seconds)`` per step;
-    ``progress(step)`` is called before each."""
+def _synthetic():
+    """The small synthetic images every step runs on (the same in every process)."""
     import numpy as np
-
-    from kmq import metrics
-    from kmq.codecs import container
-    from kmq.pipeline import quantize
 
     rng = np.random.default_rng(0)
     few = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
     # over 100,000 distinct colors: the search on coarse cells and the parallel kernels run
     many = rng.integers(0, 256, (330, 330, 4), dtype=np.uint8)
     few_alpha = rng.integers(0, 256, (24, 24, 4), dtype=np.uint8)
+    return few, many, few_alpha
 
-    def kmq_file() -> None:
-        q = quantize(few, 8)
-        for method in (container.Method.BITPACK_ZSTD, container.Method.CONTEXT):
-            container.decode(container.encode(q.palette, q.indices, method=method))
 
-    def ssim() -> None:
-        q = quantize(few, 8)
-        metrics.ssim_indexed(few, q.palette, q.indices)
+def _search() -> None:
+    """Lloyd's search and the swap trials (:mod:`kmq.kmeans`), on synthetic colors."""
+    import numpy as np
 
-    steps = [("quantize, few colors", lambda: quantize(few, 8)),
-             ("quantize, many colors", lambda: quantize(np.ascontiguousarray(many[..., :3]), 64)),
-             ("dithering", lambda: quantize(few, 8, dither=1.0)),
-             ("transparency", lambda: (quantize(few_alpha, 8), quantize(many, 64))),
-             ("SSIM", ssim), (".kmq container", kmq_file)]
+    from kmq.kmeans import PARALLEL_MIN_POINTS, kmeans, refine_by_swaps
+
+    rng = np.random.default_rng(0)
+    points = rng.integers(0, 256, (600, 3)).astype(np.float64)
+    weights = np.ones(len(points))
+    refine_by_swaps(points, weights, kmeans(points, weights, points[:8].copy()))
+    # as many colors as an exact histogram of a photo: the parallel and integral variants
+    points = rng.integers(0, 256, (PARALLEL_MIN_POINTS, 3)).astype(np.float64)
+    kmeans(points, np.ones(len(points)), points[:8].copy(), max_iter=2)
+
+
+def _around_search() -> None:
+    """Everything quantizing calls but Lloyd's search and the swap trials: the histogram, the
+    cells, the seeding, Hartigan's moves and the remap, with the search replaced by a
+    nearest-center labelling. For a process of its own: it patches the pipeline while it runs
+    (not thread-safe)."""
+    import numpy as np
+
+    from kmq import kmeans as search
+    from kmq import pipeline
+
+    def nearest_labels(points, weights, centers, **_options):
+        points, centers = np.asarray(points, np.float64), np.array(centers, np.float64)
+        d2 = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
+        return search.KMeansResult(centers, d2.argmin(axis=1).astype(np.int32),
+                                   float((d2.min(axis=1) * weights).sum()), 1, True)
+
+    saved = pipeline.kmeans, search.kmeans, pipeline.refine_by_swaps
+    pipeline.kmeans = search.kmeans = nearest_labels  # type: ignore[assignment]
+    pipeline.refine_by_swaps = lambda points, weights, result, **_options: result  # type: ignore[assignment]
+    try:
+        few, many, _few_alpha = _synthetic()
+        pipeline.quantize(few, 8)
+        pipeline.quantize(np.ascontiguousarray(many[..., :3]), 64)  # on cells, then finer
+    finally:
+        pipeline.kmeans, search.kmeans, pipeline.refine_by_swaps = saved
+
+
+def _indexed(k: int = 8):
+    """A palette and an index map shaped as :func:`kmq.quantize` returns them."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    return (rng.integers(0, 256, (k, 3), dtype=np.uint8),
+            rng.integers(0, k, (24, 24), dtype=np.uint8))
+
+
+def _ssim() -> None:
+    from kmq import metrics
+
+    palette, indices = _indexed()
+    metrics.ssim_indexed(_synthetic()[0], palette, indices)
+
+
+def _container() -> None:
+    from kmq.codecs import container
+
+    palette, indices = _indexed()
+    for method in (container.Method.BITPACK_ZSTD, container.Method.CONTEXT):
+        container.decode(container.encode(palette, indices, method=method))
+
+
+def _quantize(image: str, k: int, **options) -> Callable[[], None]:
+    """A step that quantizes one of the :func:`_synthetic` images."""
+    def run() -> None:
+        import numpy as np
+
+        from kmq.pipeline import quantize
+
+        few, many, few_alpha = _synthetic()
+        images = {"few": few, "many rgb": np.ascontiguousarray(many[..., :3]), "many": many,
+                  "few alpha": few_alpha}
+        quantize(images[image], k, **options)
+
+    return run
+
+
+def _transparency() -> None:
+    _quantize("few alpha", 8)()
+    _quantize("many", 64)()
+
+
+#: What each step runs, by name: a path of the one-file commands on small synthetic images.
+STEPS: dict[str, Callable[[], None]] = {
+    "quantize, few colors": _quantize("few", 8),
+    "quantize, many colors": _quantize("many rgb", 64),
+    "dithering": _quantize("few", 8, dither=1.0),
+    "transparency": _transparency,
+    "SSIM": _ssim,
+    ".kmq container": _container,
+}
+#: Steps that compile disjoint kernels, for two processes at once: the quantizer's kernels
+#: split in two halves of about the same compile time (its search, and all around it), then
+#: the other paths. A process runs its steps in order.
+PARTS: dict[str, Callable[[], None]] = {"search": _search, "around the search": _around_search,
+                                        "SSIM": _ssim, ".kmq container": _container}
+_QUANTIZE_PLAN = (("search",), ("around the search", "SSIM"))  # what compress runs
+_ALL_PLAN = (("search", "dithering", "quantize, many colors"),
+             ("around the search", "SSIM", ".kmq container", "transparency"))
+
+
+def _processes() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(2, cpus)
+
+
+def _in_processes(plan: tuple[tuple[str, ...], ...],
+                  progress: Callable[[str], None] | None) -> list[tuple[str, float]]:
+    """Run each group of ``plan``'s steps in a process of its own, all at once; returns
+    ``(step, seconds)`` as they end. A process that fails is left to the caller's own pass,
+    which compiles whatever is still missing."""
+    procs = [subprocess.Popen([sys.executable, "-m", "kmq.kernel_cache", *group],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for group in plan]
+    done: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def follow(proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event, step, seconds = [*line.rstrip("\n").split("\t"), ""][:3]
+            with lock:
+                if event == "start" and progress is not None:
+                    progress(step)
+                elif event == "done":
+                    done.append((step, float(seconds)))
+
+    threads = [threading.Thread(target=follow, args=(proc,)) for proc in procs]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    return done
+
+
+def _run_here(names: tuple[str, ...],
+              progress: Callable[[str], None] | None) -> list[tuple[str, float]]:
     done = []
-    for name, step in steps:
+    for name in names:
         if progress is not None:
             progress(name)
         start = time.perf_counter()
-        step()
+        STEPS[name]()
         done.append((name, time.perf_counter() - start))
     return done
 
 
-__all__ = ["COMPILE_SECONDS", "KERNEL_MODULES", "QUANTIZE_MODULES", "QUANTIZE_SECONDS",
-           "compile_all", "kernels", "missing"]
+def compile_all(progress: Callable[[str], None] | None = None, *,
+                processes: int | None = None) -> list[tuple[str, float]]:
+    """Compile (or load from the cache) every kernel the one-file commands use, by running
+    each path once on small synthetic images: opaque and transparent, few and many colors,
+    dithered, SSIM, and the ``.kmq`` container. Returns ``(step, seconds)`` per step;
+    ``progress(step)`` is called before each.
+
+    When kernels are missing and ``processes`` (default: the CPUs, at most 2) is 2, they
+    first compile in two processes at once (:data:`PARTS`, steps named ``compiled: ...``);
+    every step then runs here, loading them (and compiling anything still missing).
+    """
+    done = []
+    if (processes or _processes()) >= 2 and missing():
+        done = [(f"compiled: {step}", seconds)
+                for step, seconds in _in_processes(_ALL_PLAN, progress)]
+    return done + _run_here(tuple(STEPS), progress)
+
+
+def compile_quantizer(progress: Callable[[str], None] | None = None, *,
+                      processes: int | None = None) -> None:
+    """Compile the kernels that quantizing an opaque image calls (and SSIM's, which ``kmq
+    compress`` measures), in two processes at once as :func:`compile_all` does when they are
+    missing, then load them here (:func:`kmq.pipeline.warm_up`)."""
+    from kmq.pipeline import warm_up
+
+    if (processes or _processes()) >= 2 and missing(QUANTIZE_MODULES):
+        _in_processes(_QUANTIZE_PLAN, progress)
+    warm_up()
+
+
+def _main(names: list[str]) -> None:
+    """``python -m kmq.kernel_cache STEP ...``: run the steps (:data:`PARTS` or
+    :data:`STEPS`) in order, printing ``start<TAB>step`` before each and
+    ``done<TAB>step<TAB>seconds`` after."""
+    for name in names:
+        print(f"start\t{name}", flush=True)
+        start = time.perf_counter()
+        (PARTS.get(name) or STEPS[name])()
+        print(f"done\t{name}\t{time.perf_counter() - start:.3f}", flush=True)
+
+
+__all__ = ["COMPILE_SECONDS", "COMPILE_SECONDS_ONE_CPU", "KERNEL_MODULES", "PARTS",
+           "QUANTIZE_MODULES", "QUANTIZE_SECONDS", "QUANTIZE_SECONDS_ONE_CPU", "STEPS",
+           "compile_all", "compile_quantizer", "expected_seconds", "kernels", "missing"]
+
+
+if __name__ == "__main__":
+    from kmq._config import start_numba_without_scipy
+
+    start_numba_without_scipy()
+    start_numba()
+    _main(sys.argv[1:])

@@ -88,10 +88,8 @@ class KernelWarmUp:
             if kernel_cache.missing(modules):
                 self.compiling = True
                 if self._reporter is not None:
-                    self._reporter.message(first_run_line(kernel_cache.QUANTIZE_SECONDS))
-            from kmq.pipeline import warm_up
-
-            warm_up()
+                    self._reporter.message(first_run_line(quantizer_only=True))
+            kernel_cache.compile_quantizer()  # loads them when they are cached
             if self._ssim:  # its kernel too
                 from kmq.metrics import ssim
 

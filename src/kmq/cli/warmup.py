@@ -13,13 +13,14 @@ from kmq.cli.app import app
 from kmq.cli.common import EXIT_OK, progress_bar, quiet_option
 
 
-def first_run_line(seconds: int | None = None) -> str:
+def first_run_line(*, quantizer_only: bool = False) -> str:
     """The one line a command prints on stderr when it is about to compile the kernels (all of
-    them unless ``seconds``, the time of those it compiles, is given)."""
-    from kmq.kernel_cache import COMPILE_SECONDS
+    them, or those of quantizing an opaque image)."""
+    from kmq.kernel_cache import expected_seconds
 
-    return (f"kmq: compiling kmq's kernels once, about {seconds or COMPILE_SECONDS} s (later "
-            f"runs load them from the cache; 'kmq warmup' does this ahead of time)")
+    seconds = expected_seconds(quantizer_only=quantizer_only)
+    return (f"kmq: compiling kmq's kernels once, about {seconds} s (later runs load them from "
+            f"the cache; 'kmq warmup' does this ahead of time)")
 
 
 def compile_if_missing(*, quiet: bool) -> bool:
@@ -64,9 +65,9 @@ class Spinner:
 _WARMUP_HELP = (
     "Compile kmq's kernels, or load them when they are already compiled, and print each step "
     "and its time. The first command after an install otherwise compiles them (about "
-    "30-40 seconds, once); run this when building an image or container so that no user waits. "
-    "The compiled code is cached beside the package when its folder is writable, else in "
-    "~/.cache/kmq/numba; NUMBA_CACHE_DIR overrides both."
+    "20-30 seconds on 2 cores, once); run this when building an image or container so that "
+    "no user waits. The compiled code is cached beside the package when its folder is "
+    "writable, else in ~/.cache/kmq/numba; NUMBA_CACHE_DIR overrides both."
 )
 
 
@@ -84,7 +85,7 @@ def warmup(quiet: bool = quiet_option()) -> None:
     left = kernel_cache.missing()
     elapsed = time.perf_counter() - start
     for step, seconds in steps:
-        typer.echo(f"{step:<24}{seconds:7.2f} s")
+        typer.echo(f"{step:<34}{seconds:7.2f} s")
     done = (f"compiled {len(missing)} of {total} kernels" if missing
             else f"all {total} kernels were already compiled; loaded them")
     typer.echo(f"{done} in {elapsed:.1f} s")
