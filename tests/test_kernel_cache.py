@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,6 +25,7 @@ KMQ_EXE = Path(sys.executable).with_name("kmq")
 PROBE = r"""
 import json, os, sys
 import numpy as np
+import pytest
 from kmq import kernel_cache
 from kmq._kernels import histogram
 before = kernel_cache.missing()
@@ -112,6 +114,7 @@ def test_a_cached_run_says_nothing_of_compiling(tmp_path):
 COMPILED_BY_QUANTIZE = r"""
 import json
 import numpy as np
+import pytest
 from numba.core.event import install_recorder
 from kmq.pipeline import quantize
 rng = np.random.default_rng(5)
@@ -141,3 +144,37 @@ def test_the_quantizer_compiled_in_two_processes_leaves_nothing_to_compile(tmp_p
                            text=True, timeout=600, env=env)
     assert later.returncode == 0, later.stderr
     assert json.loads(later.stdout) == []
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1]
+                           for line in status)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_the_compiling_processes_end_with_their_parent(tmp_path):
+    """Killing a command while it compiles (Ctrl-C, a CI timeout) leaves no compiler behind."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    parent = subprocess.Popen([sys.executable, "-c", "from kmq import kernel_cache as c; "
+                               "c.compile_quantizer(processes=2)"], env=env)
+    children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 120
+    children: list[int] = []
+    # until both run and the compiling has begun (a first kernel is in the cache)
+    while time.monotonic() < deadline and parent.poll() is None and (
+            len(children) < 2 or not any(tmp_path.rglob("*.nbi"))):
+        children = [int(pid) for pid in children_file.read_text().split()]
+        time.sleep(0.02)
+    assert len(children) == 2, children
+    parent.kill()
+    parent.wait()
+    # they are mid-step, many seconds from its end: they stop because the parent is gone
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in children)

@@ -289,7 +289,16 @@ def compile_quantizer(progress: Callable[[str], None] | None = None, *,
 def _main(names: list[str]) -> None:
     """``python -m kmq.kernel_cache STEP ...``: run the steps (:data:`PARTS` or
     :data:`STEPS`) in order, printing ``start<TAB>step`` before each and
-    ``done<TAB>step<TAB>seconds`` after."""
+    ``done<TAB>step<TAB>seconds`` after. Exits as soon as the parent process is gone (killed or
+    interrupted: nobody waits for the compilation any more)."""
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     for name in names:
         print(f"start\t{name}", flush=True)
         start = time.perf_counter()
