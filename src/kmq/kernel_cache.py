@@ -201,6 +201,11 @@ _ALL_PLAN = (("search", "dithering", "quantize, many colors"),
              ("around the search", "SSIM", ".kmq container", "transparency"))
 
 
+#: Seconds after which compiling processes still running are stopped (a hang, not a slow CPU:
+#: they take 15-20 s on 2 cores).
+_PROCESS_TIMEOUT = 900
+
+
 def _processes() -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -230,12 +235,13 @@ def _in_processes(plan: tuple[tuple[str, ...], ...],
                 elif event == "done":
                     done.append((step, float(seconds)))
 
-    threads = [threading.Thread(target=follow, args=(proc,)) for proc in procs]
+    threads = [threading.Thread(target=follow, args=(proc,), daemon=True) for proc in procs]
     try:
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        end = time.monotonic() + _PROCESS_TIMEOUT
+        for thread in threads:  # a process that hangs is killed; the caller's pass follows
+            thread.join(max(0.0, end - time.monotonic()))
     finally:
         for proc in procs:
             if proc.poll() is None:
