@@ -4,7 +4,9 @@ numba compiles a kernel on its first call and writes the machine code to its cac
 :mod:`kmq._config` for where); later processes only load it. The first run after an install (or
 after numba, Python or kmq change) therefore pays the compilation, tens of seconds, and the
 ``kmq`` command says so before it starts (:func:`missing`). :func:`compile_all` pays it ahead
-of time, for an image or container build (``kmq warmup``).
+of time, for an image or container build (``kmq warmup``); :func:`compile_quantizer` pays what
+``kmq compress`` needs. numba compiles in one thread, so with two CPUs both split the kernels
+over two processes at once (``python -m kmq.kernel_cache STEP ...``), then load them here.
 
 Examples
 --------
