@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import subprocess
@@ -32,6 +33,8 @@ from kmq._config import start_numba
 KERNEL_MODULES = ("histogram", "kmeans", "rgba", "dither", "ssim", "coder")
 #: Those that quantizing an opaque image without dithering calls.
 QUANTIZE_MODULES = ("histogram", "kmeans")
+#: Those and SSIM's, which ``kmq compress`` measures: what :func:`compile_quantizer` compiles.
+COMPRESS_MODULES = (*QUANTIZE_MODULES, "ssim")
 #: About how long compiling every kernel takes, in seconds, on a 2-core x86-64 machine
 #: (``kmq warmup`` on an empty cache), and those that quantizing a first small opaque image
 #: compiles (:func:`compile_quantizer`): in two processes at once, and in one (a single CPU);
@@ -86,8 +89,10 @@ def missing(modules: tuple[str, ...] = KERNEL_MODULES) -> list[str]:
     return gone
 
 
+@functools.cache
 def _synthetic():
-    """The small synthetic images every step runs on (the same in every process)."""
+    """The small synthetic images every step runs on (the same in every process; made once,
+    never written to)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -199,8 +204,8 @@ STEPS: dict[str, Callable[[], None]] = {
 PARTS: dict[str, Callable[[], None]] = {"search": _search, "around the search": _around_search,
                                         "SSIM": _ssim, ".kmq container": _container}
 _QUANTIZE_PLAN = (("search",), ("around the search", "SSIM"))  # what compress runs
-_ALL_PLAN = (("search", "dithering", "quantize, many colors"),
-             ("around the search", "SSIM", ".kmq container", "transparency"))
+_ALL_PLAN = (("search", "dithering", "transparency", "quantize, many colors"),
+             ("around the search", "SSIM", ".kmq container"))
 
 
 #: Seconds after which compiling processes still running are stopped (a hang, not a slow CPU:
@@ -264,33 +269,36 @@ def _run_here(names: tuple[str, ...],
     return done
 
 
-def compile_all(progress: Callable[[str], None] | None = None, *,
-                processes: int | None = None) -> list[tuple[str, float]]:
+def compile_all(progress: Callable[[str], None] | None = None, *, processes: int | None = None,
+                gone: list[str] | None = None) -> list[tuple[str, float]]:
     """Compile (or load from the cache) every kernel the one-file commands use, by running
     each path once on small synthetic images: opaque and transparent, few and many colors,
     dithered, SSIM, and the ``.kmq`` container. Returns ``(step, seconds)`` per step;
     ``progress(step)`` is called before each.
 
-    When kernels are missing and ``processes`` (default: the CPUs, at most 2) is 2, they
-    first compile in two processes at once (:data:`PARTS`, steps named ``compiled: ...``);
-    every step then runs here, loading them (and compiling anything still missing).
+    When kernels are missing (``gone``, :func:`missing` when the caller has just checked) and
+    ``processes`` (default: the CPUs, at most 2) is 2, they compile in two processes at once
+    (:data:`PARTS`, steps named ``compiled: ...``); the steps run here only if some kernel is
+    still missing then. Otherwise every step runs here, compiling or loading its kernels.
     """
-    done = []
-    if (processes or _processes()) >= 2 and missing():
-        done = [(f"compiled: {step}", seconds)
-                for step, seconds in _in_processes(_ALL_PLAN, progress)]
-    return done + _run_here(tuple(STEPS), progress)
+    gone = missing() if gone is None else gone
+    if (processes or _processes()) < 2 or not gone:
+        return _run_here(tuple(STEPS), progress)
+    done = [(f"compiled: {step}", seconds)
+            for step, seconds in _in_processes(_ALL_PLAN, progress)]
+    return done + (_run_here(tuple(STEPS), progress) if missing() else [])
 
 
-def compile_quantizer(progress: Callable[[str], None] | None = None, *,
-                      processes: int | None = None) -> None:
-    """Compile the kernels that quantizing an opaque image calls (and SSIM's, which ``kmq
-    compress`` measures), in two processes at once as :func:`compile_all` does when they are
-    missing, then load them here (:func:`kmq.pipeline.warm_up`)."""
+def compile_quantizer(*, processes: int | None = None, gone: list[str] | None = None) -> None:
+    """Compile the kernels of :data:`COMPRESS_MODULES` (those of quantizing an opaque image,
+    and SSIM's) in two processes at once as :func:`compile_all` does, when some are missing
+    (``gone``, :func:`missing` of those modules when the caller has just checked); then load
+    the quantizer's here (:func:`kmq.pipeline.warm_up`)."""
     from kmq.pipeline import warm_up
 
-    if (processes or _processes()) >= 2 and missing(QUANTIZE_MODULES):
-        _in_processes(_QUANTIZE_PLAN, progress)
+    gone = missing(COMPRESS_MODULES) if gone is None else gone
+    if (processes or _processes()) >= 2 and gone:
+        _in_processes(_QUANTIZE_PLAN, None)
     warm_up()
 
 
@@ -314,7 +322,8 @@ def _main(names: list[str]) -> None:
         print(f"done\t{name}\t{time.perf_counter() - start:.3f}", flush=True)
 
 
-__all__ = ["COMPILE_SECONDS", "COMPILE_SECONDS_ONE_CPU", "KERNEL_MODULES", "PARTS",
+__all__ = ["COMPILE_SECONDS", "COMPILE_SECONDS_ONE_CPU", "COMPRESS_MODULES", "KERNEL_MODULES",
+           "PARTS",
            "QUANTIZE_MODULES", "QUANTIZE_SECONDS", "QUANTIZE_SECONDS_ONE_CPU", "STEPS",
            "compile_all", "compile_quantizer", "expected_seconds", "kernels", "missing"]
 

@@ -56,7 +56,14 @@ def _radix_argsort(keys, out, tmp, counts):
         src, dst = dst, src
     if src is tmp:
         out[:] = tmp
-    for t in range(1, k):
+    _insertion_pass(keys, out)
+
+
+@jit(inline="always")
+def _insertion_pass(keys, out):
+    """Sort the permutation ``out`` by ``keys[out]`` in place, by insertion (stable: ties keep
+    their order in ``out``); about one pass when it is nearly sorted already."""
+    for t in range(1, out.shape[0]):
         j = out[t]
         v = keys[j]
         u = t - 1
@@ -71,12 +78,8 @@ def _insertion_argsort(keys, out):
     """``out[:] = np.argsort(keys, kind="stable")`` by insertion sort, for short rows (NumPy's
     merge sort costs seconds of compiling for no gain at these lengths)."""
     for t in range(keys.shape[0]):
-        v = keys[t]
-        u = t - 1
-        while u >= 0 and keys[out[u]] > v:
-            out[u + 1] = out[u]
-            u -= 1
-        out[u + 1] = t
+        out[t] = t
+    _insertion_pass(keys, out)
 
 
 @jit

@@ -84,12 +84,14 @@ class KernelWarmUp:
             from kmq import kernel_cache
             from kmq.cli.warmup import first_run_line
 
-            modules = (*kernel_cache.QUANTIZE_MODULES, *(("ssim",) if self._ssim else ()))
-            if kernel_cache.missing(modules):
+            modules = (kernel_cache.COMPRESS_MODULES if self._ssim
+                       else kernel_cache.QUANTIZE_MODULES)
+            gone = kernel_cache.missing(modules)
+            if gone:
                 self.compiling = True
                 if self._reporter is not None:
                     self._reporter.message(first_run_line(quantizer_only=True))
-            kernel_cache.compile_quantizer()  # loads them when they are cached
+            kernel_cache.compile_quantizer(gone=gone)  # loads them when they are cached
             if self._ssim:  # its kernel too
                 from kmq.metrics import ssim
 

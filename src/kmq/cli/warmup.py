@@ -30,11 +30,12 @@ def compile_if_missing(*, quiet: bool) -> bool:
     would otherwise compile once per worker) or in the background (``kmq serve``)."""
     from kmq import kernel_cache
 
-    if not kernel_cache.missing():
+    gone = kernel_cache.missing()
+    if not gone:
         return False
     typer.echo(first_run_line(), err=True)  # like a warning: printed with --quiet too
     with Spinner(not quiet and sys.stderr.isatty(), "compiling kmq's kernels") as spinner:
-        kernel_cache.compile_all(progress=spinner.update)
+        kernel_cache.compile_all(progress=spinner.update, gone=gone)
     return True
 
 
@@ -81,7 +82,7 @@ def warmup(quiet: bool = quiet_option()) -> None:
     total = len(kernel_cache.kernels())
     verb = "compiling" if missing else "loading"
     with Spinner(not quiet and sys.stderr.isatty(), f"{verb} kmq's kernels") as spinner:
-        steps = kernel_cache.compile_all(progress=spinner.update)
+        steps = kernel_cache.compile_all(progress=spinner.update, gone=missing)
     left = kernel_cache.missing()
     elapsed = time.perf_counter() - start
     for step, seconds in steps:

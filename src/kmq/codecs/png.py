@@ -94,8 +94,8 @@ def encode_png(palette, indices, *, effort: str = "default", optimize: bool = Fa
         ``True`` is ``effort="max"`` (kept for older callers); ``False`` leaves ``effort``
         alone.
     keep_order : bool
-        Write ``PLTE`` in the palette's own order (no reordering candidates): for a palette
-        the caller chose, shared by many files.
+        Write ``PLTE`` in the palette's own order (only the row filters are chosen): for a
+        palette the caller chose, shared by many files.
 
     Returns
     -------
@@ -121,16 +121,16 @@ def encode_png(palette, indices, *, effort: str = "default", optimize: bool = Fa
     if palette.shape[1] == 3:
         palette = np.concatenate([palette, np.full((len(palette), 1), 255, np.uint8)], axis=1)
     depth = bit_depth(len(palette))
-    if keep_order:
-        same = np.arange(len(palette))
-        return min((_Candidate(palette, indices, same, f, depth).encode(
-            _FAST_LEVEL if effort == "fast" else _DEFAULT_LEVEL)
-            for f in (("none",) if effort == "fast" else ("none", "entropy"))), key=len)
-    given = _Candidate(palette, indices, _translucent_first(palette), "none", depth)
+    given_order = np.arange(len(palette)) if keep_order else _translucent_first(palette)
+    given = _Candidate(palette, indices, given_order, "none", depth)
     if effort == "fast":
         return given.encode(_FAST_LEVEL)
     candidates, extra = [given], []
-    if len(palette) > 2:  # with two colors or fewer, reordering changes nothing
+    if keep_order:  # the row filters only
+        candidates.append(_Candidate(palette, indices, given_order, "entropy", depth))
+        if effort == "max":
+            extra = [_Candidate(palette, indices, given_order, "bigent", depth)]
+    elif len(palette) > 2:  # with two colors or fewer, reordering changes nothing
         pairs = _adjacent_pairs(indices, len(palette))
         path = _palette_path(palette, pairs)
         candidates.append(_Candidate(palette, indices, path, "entropy", depth))
