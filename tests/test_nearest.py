@@ -125,3 +125,24 @@ def test_nearest_leaves_bounds_that_hold_and_settle_all_but_ties(small_photo):
         again = nearest(colors, flipped, (len(palette) - 1 - labels).astype(np.int32),
                         upper=upper, lower=lower)
         np.testing.assert_array_equal(again, naive_nearest(colors, flipped))
+
+
+@pytest.mark.parametrize("space", ["srgb", "wsrgb", "linear", "oklab"])
+def test_fit_palette_then_remap_is_quantize(small_photo, space):
+    """The two phases give what :func:`kmq.quantize` gives (palette, indices, error), and
+    remapping another image onto the fitted palette is its nearest entries, as
+    :func:`kmq.remap` finds them."""
+    other = np.ascontiguousarray(small_photo[::-1, ::-1])
+    for k in (16, 64, 256):
+        q = kmq.quantize(small_photo, k, color_space=space)
+        fit = kmq.fit_palette(small_photo, k, color_space=space)
+        mapped = fit.remap(small_photo)
+        np.testing.assert_array_equal(fit.palette, q.palette)
+        np.testing.assert_array_equal(mapped.indices, q.indices)
+        assert mapped.mse == q.mse == fit.mse
+        np.testing.assert_array_equal(fit.remap(other).indices,
+                                      kmq.remap(other, fit.palette, color_space=space))
+    if space == "srgb":  # and in sRGB, the plain nearest entry of every pixel
+        pixels = small_photo.reshape(-1, 3).astype(np.float64)
+        np.testing.assert_array_equal(
+            q.indices.ravel(), naive_nearest(pixels, q.palette.astype(np.float64)))
