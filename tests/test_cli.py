@@ -380,6 +380,42 @@ def test_cli_module_does_not_import_heavy_modules():
     assert out.stdout.strip() == ""
 
 
+COMPRESS_IMPORTS_PROBE = """
+import atexit, sys
+from kmq.cli import main
+
+def report():
+    loaded = {m.split(".")[0] for m in sys.modules}
+    import scipy.linalg, cffi  # hidden from numba only while it started: still importable
+    print(",".join(sorted(loaded & {"scipy", "skimage", "cffi", "pycparser", "matplotlib"})))
+
+atexit.register(report)
+sys.argv = ["kmq", "compress", sys.argv[1], "-k", "8", "-o", sys.argv[2], "--quiet"]
+main()
+"""
+
+
+def test_compress_imports_neither_scipy_nor_scikit_image_nor_cffi(tmp_path):
+    """The command hides the packages numba would import but kmq never uses (scipy's linear
+    algebra, cffi's C parser); the library, which a program may use with its own numba code,
+    does not."""
+    pytest.importorskip("scipy")
+    pytest.importorskip("cffi")
+    source, output = tmp_path / "in.png", tmp_path / "out.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(source)
+    proc = subprocess.run([sys.executable, "-c", COMPRESS_IMPORTS_PROBE, str(source),
+                           str(output)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+    assert len(decoded(output)[0]) == 8
+    library = ("import kmq, numpy as np, sys; kmq.quantize(np.zeros((4, 4, 3), np.uint8), 2); "
+               "from numba.core.typing import cffi_utils; print(cffi_utils.SUPPORTED)")
+    out = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True,
+                         timeout=600, check=True)
+    assert out.stdout.strip() == "True"
+
+
 @pytest.mark.shared_images
 def test_executable_compresses_a_shared_photo(shared_images, tmp_path):
     source = shared_images / "cq100" / "shopping_bags.png"

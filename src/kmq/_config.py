@@ -29,8 +29,13 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 THREADS_VARIABLE = "NUMBA_NUM_THREADS"
 
 
-#: Start numba without scipy (set by the ``kmq`` command, see :func:`start_numba`).
+#: Start numba without scipy and cffi (set by the ``kmq`` command, see :func:`start_numba`).
 NUMBA_WITHOUT_SCIPY = False
+#: Packages numba imports at start-up when installed and kmq's kernels never use: scipy (a
+#: version check, and ``scipy.linalg``'s BLAS for ``np.dot``/``np.linalg`` in compiled code,
+#: about 0.2 s) and cffi (calling cffi functions from compiled code; cffi builds its C parser,
+#: about 0.04 s).
+HIDDEN_FROM_NUMBA = ("scipy", "cffi")
 _start_lock = threading.Lock()
 _started = False
 
@@ -38,28 +43,30 @@ _started = False
 def start_numba():
     """Import numba and set up its CPU target once; returns the numba module.
 
-    numba imports scipy when it is installed (a version check, and ``scipy.linalg``'s BLAS for
-    ``np.dot`` in compiled code), about 0.2 s that kmq's kernels never use. With
-    :data:`NUMBA_WITHOUT_SCIPY` set, scipy is hidden from numba while it starts, so it does
-    without: scipy stays importable afterwards, but numba's ``np.dot`` and ``np.linalg`` in
-    compiled code are off for the process. The ``kmq`` command sets it; the library leaves it
-    off, since a program using kmq may compile its own linear algebra with numba.
+    With :data:`NUMBA_WITHOUT_SCIPY` set, the packages of :data:`HIDDEN_FROM_NUMBA` are hidden
+    from numba while it starts, so it does without them: they stay importable afterwards, but
+    numba's ``np.dot``, ``np.linalg`` and cffi support in compiled code are off for the process.
+    The ``kmq`` command sets it; the library leaves it off, since a program using kmq may
+    compile its own linear algebra or cffi calls with numba.
     """
     global _started
     with _start_lock:
         if _started:
             return sys.modules["numba"]
-        hide = NUMBA_WITHOUT_SCIPY and "numba" not in sys.modules and "scipy" not in sys.modules
-        if hide:
-            sys.modules["scipy"] = None  # type: ignore[assignment]  # import scipy: ImportError
+        hidden = []
+        if NUMBA_WITHOUT_SCIPY and "numba" not in sys.modules:
+            hidden = [name for name in HIDDEN_FROM_NUMBA if name not in sys.modules]
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]  # import NAME: ImportError
         try:
             import numba
             from numba.core.registry import cpu_target
 
-            cpu_target.target_context.refresh()  # numba's own modules, which look for scipy
+            cpu_target.target_context.refresh()  # numba's own modules, which look for them
         finally:
-            if hide and sys.modules.get("scipy", 0) is None:
-                del sys.modules["scipy"]
+            for name in hidden:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]
         _started = True
         return numba
 
