@@ -44,7 +44,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _common import DEFAULT_IMAGES, find_images, machine, megapixels, table
+from PIL import Image
+
+from _common import DEFAULT_IMAGES, find_images, machine, megapixels, read_rgb, table
 from bench_cli import kmq_command
 
 PY = sys.executable
@@ -189,7 +191,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="kmq-startup-") as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "in.png"
-        shutil.copyfile(photo, src)  # pngquant reads PNG only; the same file for both
+        if photo.suffix.lower() == ".png":  # the same file for both
+            shutil.copyfile(photo, src)
+        else:  # pngquant reads PNG only
+            Image.fromarray(read_rgb(photo)).save(src)
         out_k, out_p, out_s = tmp / "kmq.png", tmp / "pngquant.png", tmp / "stages.png"
         compress = f"kmq compress -k {args.k}"
         shared = {  # the same for every source tree
