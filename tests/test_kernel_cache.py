@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import kmq
 from kmq import cli, kernel_cache
+from kmq._config import SOURCES_STAMP, sources_digest
 from kmq.cli.warmup import first_run_line
 
 KMQ_EXE = Path(sys.executable).with_name("kmq")
@@ -179,3 +182,60 @@ def test_the_compiling_processes_end_with_their_parent(tmp_path):
     while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in children)
+
+
+#: A helper in one kernel file and a kernel of another that inlines it, in a copy of kmq.
+PROBE_HELPER = """from kmq._config import jit
+
+
+@jit(inline="always")
+def step(x):
+    return x + {add}
+"""
+PROBE_KERNEL = """from kmq._config import jit
+from kmq._kernels.probe_helper import step
+
+
+@jit
+def probe(x):
+    return step(x) * 10
+"""
+#: Call the probe kernel; print its value, whether numba compiled it, and where kmq came from.
+RUN_PROBE = r"""
+import json
+import kmq
+from numba.core.event import install_recorder
+from kmq._kernels.probe_kernel import probe
+with install_recorder("numba:compile") as recorder:
+    value = probe(1)
+names = [e.data["dispatcher"].py_func.__qualname__ for _, e in recorder.buffer if e.is_start]
+print(json.dumps([value, "probe" in names, kmq.__file__]))
+"""
+
+
+def test_a_changed_helper_file_recompiles_the_kernels_that_use_it(tmp_path):
+    # numba keys a cached kernel by its own file: without kmq's stamp of every kernel source,
+    # the third run would load the kernel compiled with the old helper and print 20
+    package = tmp_path / "src"
+    shutil.copytree(Path(kmq.__file__).parent, package / "kmq",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    kernels = package / "kmq" / "_kernels"
+    (kernels / "probe_kernel.py").write_text(PROBE_KERNEL)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(package), "NUMBA_CACHE_DIR": str(cache)}
+
+    def run(add: int) -> list:
+        (kernels / "probe_helper.py").write_text(PROBE_HELPER.format(add=add))
+        proc = subprocess.run([sys.executable, "-c", RUN_PROBE], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        value, compiled, source = json.loads(proc.stdout)
+        assert Path(source).is_relative_to(package)
+        return [value, compiled]
+
+    assert run(1) == [20, True]
+    assert run(1) == [20, False]  # the same sources: loaded from the cache
+    assert run(2) == [30, True]
+    assert run(2) == [30, False]
+    stamps = list(cache.rglob(SOURCES_STAMP))
+    assert len(stamps) == 1 and stamps[0].read_text() == sources_digest(kernels)

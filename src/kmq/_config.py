@@ -3,13 +3,15 @@ threads the kernels run on.
 
 Kernels are compiled once and cached on disk. The cache lives beside the package when that folder
 is writable (an editable or user install) and in ``~/.cache/kmq/numba`` otherwise; an explicit
-``NUMBA_CACHE_DIR`` always wins. This module must be imported before numba itself; importing it
-does not import numba (the first kernel does), so that :func:`set_threads` can still size numba's
-thread pool in a new worker process.
+``NUMBA_CACHE_DIR`` always wins. A change of any kernel source drops the whole cache of the
+kernels (:func:`forget_stale_kernels`). This module must be imported before numba itself;
+importing it does not import numba (the first kernel does), so that :func:`set_threads` can
+still size numba's thread pool in a new worker process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import threading
@@ -78,11 +80,81 @@ def start_numba_without_scipy() -> None:
 
 
 def jit(*args, parallel: bool = False, **kwargs):
-    """``numba.njit`` with kmq's policy (cache on, no fastmath, GIL released)."""
+    """``numba.njit`` with kmq's policy (cache on, no fastmath, GIL released), used as
+    ``@jit`` or ``@jit(option=...)``; the first kernel of a source folder checks that folder's
+    cache (:func:`forget_stale_kernels`)."""
     numba = start_numba()
 
     options = {**JIT_OPTIONS, "parallel": parallel, **kwargs}
-    return numba.njit(*args, **options)
+    if len(args) == 1 and callable(args[0]):
+        return _checked(numba.njit(**options)(args[0]))
+    compile_ = numba.njit(*args, **options)
+    return lambda func: _checked(compile_(func))
+
+
+#: Beside numba's cache files of a kernel folder: the digest of the sources they came from.
+SOURCES_STAMP = "kmq-kernel-sources.sha256"
+_checked_folders: set[str] = set()
+_check_lock = threading.Lock()
+
+
+def _checked(dispatcher):
+    cache = getattr(dispatcher, "_cache", None)  # numba's FunctionCache, when caching is on
+    folder = getattr(cache, "_cache_path", None)
+    if folder is None:
+        return dispatcher
+    with _check_lock:
+        if folder not in _checked_folders:
+            _checked_folders.add(folder)
+            forget_stale_kernels(folder, Path(dispatcher.py_func.__code__.co_filename).parent)
+    return dispatcher
+
+
+def sources_digest(source_folder: Path) -> str:
+    """SHA-256 over the names and contents of the ``.py`` files of ``source_folder``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(source_folder).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def forget_stale_kernels(cache_folder, source_folder) -> bool:
+    """Remove numba's cache files from ``cache_folder`` unless they were compiled from the
+    kernel sources now in ``source_folder``; returns whether any were removed.
+
+    numba keys a cached kernel by the contents of its own file only: a kernel that calls or
+    inlines a helper of another file (``kmq._kernels.radix``) would keep loading the old
+    helper after that file changed (an upgrade, an edit). So the cache of a kernel folder
+    holds :data:`SOURCES_STAMP`, the digest of every source file of the folder, and any change
+    of them drops the whole cache: the kernels compile again. A process that already loaded
+    its kernels keeps them; numba recompiles a kernel whose files vanish under it.
+    """
+    digest = sources_digest(Path(source_folder))
+    stamp = Path(cache_folder) / SOURCES_STAMP
+    try:
+        if stamp.read_text() == digest:
+            return False
+    except OSError:  # none yet, or unreadable: the cache cannot be trusted
+        pass
+    removed = False
+    try:
+        entries = list(os.scandir(cache_folder))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.name.endswith((".nbi", ".nbc")):
+            try:
+                os.unlink(entry.path)
+                removed = True
+            except OSError:
+                pass
+    try:
+        temp = stamp.with_name(f"{stamp.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temp.write_text(digest)
+        os.replace(temp, stamp)
+    except OSError:  # a read-only cache: numba writes nothing there either
+        pass
+    return removed
 
 
 def __getattr__(name: str):

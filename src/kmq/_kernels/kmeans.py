@@ -21,8 +21,8 @@ def _d2(points, i, centers, j):
     return a * a + b * b + c * c
 
 
-#: Rows at least this long are sorted by :func:`_radix_argsort`; shorter ones by NumPy's
-#: merge sort. Both are stable: the same permutation.
+#: Rows at least this long are sorted by :func:`_radix_argsort`; shorter ones by an insertion
+#: sort. Both are stable: the same permutation.
 RADIX_MIN = 128
 
 
