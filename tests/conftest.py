@@ -1,7 +1,9 @@
-"""Shared fixtures: small real photographs, a folder of image files, and ../shared/images."""
+"""Shared fixtures: small real photographs, a folder of image files, and ../shared/images; every
+kernel compiled before the tests."""
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,19 @@ from skimage import data
 
 #: The project's shared test images live beside the project's root, at ../shared/images.
 SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels(tmp_path_factory) -> None:
+    """Every kmq kernel in numba's cache before the first test, so that a command run by a test
+    prints no first-run notice whichever test comes first. One pytest-xdist worker compiles
+    (on two processes) while the others wait on a lock, then they load; tests of the first run
+    itself use caches of their own (NUMBA_CACHE_DIR)."""
+    from kmq import kernel_cache
+
+    with open(tmp_path_factory.getbasetemp().parent / "kmq-kernels.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kernel_cache.compile_all()
 
 
 @pytest.fixture(scope="session")
