@@ -19,13 +19,15 @@ SHARED_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 def compiled_kernels(tmp_path_factory) -> None:
     """Every kmq kernel in numba's cache before the first test, so that a command run by a test
     prints no first-run notice whichever test comes first. One pytest-xdist worker compiles
-    (on two processes) while the others wait on a lock, then they load; tests of the first run
+    (on two processes) while the others wait on a lock; tests of the first run
     itself use caches of their own (NUMBA_CACHE_DIR)."""
     from kmq import kernel_cache
 
     with open(tmp_path_factory.getbasetemp().parent / "kmq-kernels.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        kernel_cache.compile_all()
+        gone = kernel_cache.missing()
+        if gone:  # the first worker; the others find them compiled and load them as needed
+            kernel_cache.compile_all(gone=gone)
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,9 @@ JIT_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "
 THREADS_VARIABLE = "NUMBA_NUM_THREADS"
 
 
-#: Start numba without scipy and cffi (set by the ``kmq`` command, see :func:`start_numba`).
-NUMBA_WITHOUT_SCIPY = False
+#: Start numba without the packages of :data:`HIDDEN_FROM_NUMBA` (set by the ``kmq`` command,
+#: see :func:`start_numba`).
+NUMBA_WITHOUT_UNUSED = False
 #: Packages numba imports at start-up when installed and kmq's kernels never use: scipy (a
 #: version check, and ``scipy.linalg``'s BLAS for ``np.dot``/``np.linalg`` in compiled code,
 #: about 0.2 s) and cffi (calling cffi functions from compiled code; cffi builds its C parser,
@@ -45,7 +46,7 @@ _started = False
 def start_numba():
     """Import numba and set up its CPU target once; returns the numba module.
 
-    With :data:`NUMBA_WITHOUT_SCIPY` set, the packages of :data:`HIDDEN_FROM_NUMBA` are hidden
+    With :data:`NUMBA_WITHOUT_UNUSED` set, the packages of :data:`HIDDEN_FROM_NUMBA` are hidden
     from numba while it starts, so it does without them: they stay importable afterwards, but
     numba's ``np.dot``, ``np.linalg`` and cffi support in compiled code are off for the process.
     The ``kmq`` command sets it; the library leaves it off, since a program using kmq may
@@ -56,7 +57,7 @@ def start_numba():
         if _started:
             return sys.modules["numba"]
         hidden = []
-        if NUMBA_WITHOUT_SCIPY and "numba" not in sys.modules:
+        if NUMBA_WITHOUT_UNUSED and "numba" not in sys.modules:
             hidden = [name for name in HIDDEN_FROM_NUMBA if name not in sys.modules]
         for name in hidden:
             sys.modules[name] = None  # type: ignore[assignment]  # import NAME: ImportError
@@ -73,10 +74,10 @@ def start_numba():
         return numba
 
 
-def start_numba_without_scipy() -> None:
-    """Set :data:`NUMBA_WITHOUT_SCIPY` (for the ``kmq`` command, before its first kernel)."""
-    global NUMBA_WITHOUT_SCIPY
-    NUMBA_WITHOUT_SCIPY = True
+def start_numba_without_unused() -> None:
+    """Set :data:`NUMBA_WITHOUT_UNUSED` (for the ``kmq`` command, before its first kernel)."""
+    global NUMBA_WITHOUT_UNUSED
+    NUMBA_WITHOUT_UNUSED = True
 
 
 def jit(*args, parallel: bool = False, **kwargs):
@@ -85,11 +86,11 @@ def jit(*args, parallel: bool = False, **kwargs):
     cache (:func:`forget_stale_kernels`)."""
     numba = start_numba()
 
-    options = {**JIT_OPTIONS, "parallel": parallel, **kwargs}
-    if len(args) == 1 and callable(args[0]):
-        return _checked(numba.njit(**options)(args[0]))
-    compile_ = numba.njit(*args, **options)
-    return lambda func: _checked(compile_(func))
+    compile_ = numba.njit(**{**JIT_OPTIONS, "parallel": parallel, **kwargs})
+    if args:  # @jit, or jit(function)
+        (function,) = args
+        return _checked(compile_(function))
+    return lambda function: _checked(compile_(function))
 
 
 #: Beside numba's cache files of a kernel folder: the digest of the sources they came from.
@@ -113,14 +114,14 @@ def _checked(dispatcher):
 def sources_digest(source_folder: Path) -> str:
     """SHA-256 over the names and contents of the ``.py`` files of ``source_folder``."""
     digest = hashlib.sha256()
-    for path in sorted(Path(source_folder).glob("*.py")):
+    for path in sorted(source_folder.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def forget_stale_kernels(cache_folder, source_folder) -> bool:
+def forget_stale_kernels(cache_folder, source_folder: Path) -> None:
     """Remove numba's cache files from ``cache_folder`` unless they were compiled from the
-    kernel sources now in ``source_folder``; returns whether any were removed.
+    kernel sources now in ``source_folder``.
 
     numba keys a cached kernel by the contents of its own file only: a kernel that calls or
     inlines a helper of another file (``kmq._kernels.radix``) would keep loading the old
@@ -129,14 +130,13 @@ def forget_stale_kernels(cache_folder, source_folder) -> bool:
     of them drops the whole cache: the kernels compile again. A process that already loaded
     its kernels keeps them; numba recompiles a kernel whose files vanish under it.
     """
-    digest = sources_digest(Path(source_folder))
+    digest = sources_digest(source_folder)
     stamp = Path(cache_folder) / SOURCES_STAMP
     try:
         if stamp.read_text() == digest:
-            return False
+            return
     except OSError:  # none yet, or unreadable: the cache cannot be trusted
         pass
-    removed = False
     try:
         entries = list(os.scandir(cache_folder))
     except OSError:
@@ -145,7 +145,6 @@ def forget_stale_kernels(cache_folder, source_folder) -> bool:
         if entry.name.endswith((".nbi", ".nbc")):
             try:
                 os.unlink(entry.path)
-                removed = True
             except OSError:
                 pass
     try:
@@ -154,7 +153,6 @@ def forget_stale_kernels(cache_folder, source_folder) -> bool:
         os.replace(temp, stamp)
     except OSError:  # a read-only cache: numba writes nothing there either
         pass
-    return removed
 
 
 def __getattr__(name: str):

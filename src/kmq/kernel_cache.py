@@ -198,11 +198,10 @@ STEPS: dict[str, Callable[[], None]] = {
     "SSIM": _ssim,
     ".kmq container": _container,
 }
-#: Steps that compile disjoint kernels, for two processes at once: the quantizer's kernels
-#: split in two halves of about the same compile time (its search, and all around it), then
-#: the other paths. A process runs its steps in order.
-PARTS: dict[str, Callable[[], None]] = {"search": _search, "around the search": _around_search,
-                                        "SSIM": _ssim, ".kmq container": _container}
+#: The quantizer's kernels split in two halves of about the same compile time (its search, and
+#: all around it), for two processes at once; the plans below add :data:`STEPS` to them, and a
+#: process runs its steps in order.
+PARTS: dict[str, Callable[[], None]] = {"search": _search, "around the search": _around_search}
 _QUANTIZE_PLAN = (("search",), ("around the search", "SSIM"))  # what compress runs
 _ALL_PLAN = (("search", "dithering", "transparency", "quantize, many colors"),
              ("around the search", "SSIM", ".kmq container"))
@@ -318,7 +317,7 @@ def _main(names: list[str]) -> None:
     for name in names:
         print(f"start\t{name}", flush=True)
         start = time.perf_counter()
-        (PARTS.get(name) or STEPS[name])()
+        {**STEPS, **PARTS}[name]()
         print(f"done\t{name}\t{time.perf_counter() - start:.3f}", flush=True)
 
 
@@ -329,8 +328,8 @@ __all__ = ["COMPILE_SECONDS", "COMPILE_SECONDS_ONE_CPU", "COMPRESS_MODULES", "KE
 
 
 if __name__ == "__main__":
-    from kmq._config import start_numba_without_scipy
+    from kmq._config import start_numba_without_unused
 
-    start_numba_without_scipy()
+    start_numba_without_unused()
     start_numba()
     _main(sys.argv[1:])

@@ -17,7 +17,7 @@ import sys
 
 import typer
 
-from kmq._config import start_numba_without_scipy
+from kmq._config import start_numba_without_unused
 from kmq.cli import batch, compress, palette, report, serve, warmup  # noqa: F401  (commands)
 from kmq.cli.app import app
 from kmq.cli.common import EXIT_INTERNAL, EXIT_USAGE
@@ -28,7 +28,7 @@ def main() -> None:
     """Entry point of the ``kmq`` executable: every error is one line on stderr."""
     from typer.exceptions import TyperException
 
-    start_numba_without_scipy()  # this process compiles no linear algebra
+    start_numba_without_unused()  # this process compiles no linear algebra nor cffi calls
     try:
         code = app(standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):
